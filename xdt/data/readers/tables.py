@@ -1,0 +1,184 @@
+"""Delimited, JSON-lines and parquet files as tables of named (or numbered) raw columns."""
+
+import ast
+import csv
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from xdt.data.readers.bad_rows import make_bad_row
+from xdt.data.readers.conversion import build_interactions, build_items
+from xdt.data.readers.files import iterate_lines, open_text
+from xdt.data.readers.options import suggestion
+from xdt.data.readers.result import BadRow
+from xdt.errors import DataError
+
+ColumnKey = str | int
+
+
+@dataclass
+class Table:
+    """Raw rows of one file: their line numbers and texts, and a way to fetch any column."""
+
+    file: str
+    names: list[str] | None  # column names found; None for a file without a header
+    lines: list[int]
+    texts: Callable[[int], str]
+    column: Callable[[ColumnKey], Sequence[Any]]
+    bad_rows: list[BadRow] = field(default_factory=list)
+    width: int = 0  # fields per row, for addressing columns by position
+
+
+def read_delimited_table(path: Path, delimiter: str, header: bool, encoding: str = "utf-8") -> Table:
+    """Parse a delimited text file (quotes allowed); a row whose field count differs is bad."""
+    file = str(path)
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    bad_rows: list[BadRow] = []
+    names: list[str] | None = None
+    expected: int | None = None
+    with open_text(path, encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        for row in reader:
+            if not any(value.strip() for value in row):
+                continue
+            if expected is None:
+                expected = len(row)
+                if header:
+                    names = [name.strip() for name in row]
+                    continue
+            if len(row) != expected:
+                where = "the header" if header else "the first row"
+                reason = f"expected {expected} fields like {where}, found {len(row)}"
+                bad_rows.append(make_bad_row(file, reader.line_num, delimiter.join(row), reason))
+                continue
+            lines.append(reader.line_num)
+            rows.append(row)
+
+    def column(key: ColumnKey) -> list[str]:
+        position = names.index(key) if isinstance(key, str) and names is not None else key
+        return [row[position] for row in rows]
+
+    def text_of(position: int) -> str:
+        return delimiter.join(rows[position])
+
+    return Table(file, names, lines, text_of, column, bad_rows, width=expected or 0)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """Parse one JSON object; also accepts the Python-literal lines of the 2014 Amazon metadata."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as json_error:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise ValueError(f"not valid JSON ({json_error.msg} at column {json_error.colno})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def read_json_lines_table(path: Path, encoding: str = "utf-8") -> Table:
+    """Parse a file with one JSON object per line; a line that is not one is bad."""
+    file = str(path)
+    lines: list[int] = []
+    texts: list[str] = []
+    records: list[dict[str, Any]] = []
+    bad_rows: list[BadRow] = []
+    names: dict[str, None] = {}
+    for number, text in iterate_lines(path, encoding):
+        try:
+            record = parse_json_object(text)
+        except ValueError as error:
+            bad_rows.append(make_bad_row(file, number, text, str(error)))
+            continue
+        names.update(dict.fromkeys(record))
+        lines.append(number)
+        texts.append(text)
+        records.append(record)
+
+    def column(key: ColumnKey) -> list[Any]:
+        return [record.get(key) for record in records]
+
+    return Table(file, list(names), lines, texts.__getitem__, column, bad_rows)
+
+
+def read_parquet_table(path: Path) -> Table:
+    """Load a parquet file; its line numbers are row numbers + 1."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several unrelated types for unreadable files
+        raise DataError(f"Could not read parquet file {str(path)!r}: {error}") from error
+
+    def text_of(position: int) -> str:
+        return json.dumps(frame.iloc[position].to_dict(), default=str)
+
+    def column(key: ColumnKey) -> Any:
+        return frame[key].to_numpy(dtype=object)
+
+    names = [str(name) for name in frame.columns]
+    return Table(str(path), names, list(range(1, len(frame) + 1)), text_of, column)
+
+
+def resolve_columns(
+    table: Table,
+    mapping: Mapping[str, ColumnKey] | None,
+    required: Sequence[str],
+    optional: Sequence[str],
+    option: str,
+) -> dict[str, ColumnKey]:
+    """Map standard names to the table's columns, failing on unknown names or absent columns.
+
+    Without a mapping, standard names map to same-named columns (a headerless file needs one).
+    """
+    known = (*required, *optional)
+    if mapping is None:
+        if table.names is None:
+            raise DataError(
+                f"{table.file} has no header, so option {option} must give the column position of "
+                f"{', '.join(required)} (and optionally {', '.join(optional)}), e.g. {{user: 0, item: 1}}."
+            )
+        mapping = {name: name for name in known if name in required or name in table.names}
+    if not isinstance(mapping, Mapping):
+        raise DataError(f"Expected option {option} to be a mapping of standard name to column. Received: {mapping!r}")
+    for name in mapping:
+        if name not in known:
+            raise DataError(
+                f"Unknown standard column {name!r} in option {option}.{suggestion(name, known)} "
+                f"Known: {', '.join(known)}."
+            )
+    missing_names = [name for name in required if name not in mapping]
+    if missing_names:
+        raise DataError(f"Option {option} must name a column for {', '.join(missing_names)}. Received: {dict(mapping)!r}")
+    absent = [f"{key!r} (for {name})" for name, key in mapping.items() if not _has_column(table, key)]
+    if absent:
+        found = ", ".join(table.names) if table.names is not None else "none (no header)"
+        raise DataError(f"{table.file}: columns not found: {', '.join(absent)}. Columns found: {found}.")
+    return dict(mapping)
+
+
+def _has_column(table: Table, key: ColumnKey) -> bool:
+    """Whether key names a column (or, in a headerless file, a position) that the table has."""
+    if isinstance(key, bool):
+        return False
+    if isinstance(key, int):
+        return 0 <= key < table.width
+    return table.names is not None and key in table.names
+
+
+def interactions_from_table(table: Table, columns: Mapping[str, ColumnKey], split: str = "") -> tuple[pd.DataFrame, list[BadRow]]:
+    """Build the standard frame from resolved columns; bad rows include those found while parsing."""
+    values = {name: table.column(key) for name, key in columns.items()}
+    frame, bad_rows = build_interactions(table.file, table.lines, table.texts, split=split, **values)
+    return frame, table.bad_rows + bad_rows
+
+
+def items_from_table(table: Table, columns: Mapping[str, ColumnKey]) -> pd.DataFrame:
+    """Build the items frame (item, title[, categories]) from resolved columns."""
+    values = {name: table.column(key) for name, key in columns.items()}
+    return build_items(**values)
