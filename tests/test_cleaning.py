@@ -60,7 +60,12 @@ def test_drop_out_of_range_rejects_an_empty_range() -> None:
 
 # Pair (a, x) appears three times: rating 1 @ t=10, rating 2 @ t=30, rating 3 @ t=30 (a tie with
 # the previous row, later in the file). Pair (b, y) twice with no timestamps: ratings 4 then 5.
-DUPLICATES = frame(["a", "b", "a", "a", "b", "c"], ["x", "y", "x", "x", "y", "z"], [1.0, 4.0, 2.0, 3.0, 5.0, 1.0], [10, None, 30, 30, None, 5])
+DUPLICATES = frame(
+    ["a", "b", "a", "a", "b", "c"],
+    ["x", "y", "x", "x", "y", "z"],
+    [1.0, 4.0, 2.0, 3.0, 5.0, 1.0],
+    [10, None, 30, 30, None, 5],
+)
 
 
 def test_deduplicate_keep_latest_breaks_ties_by_file_order() -> None:

@@ -304,7 +304,8 @@ def test_amazon_2014_reviews_with_metadata(tmp_path: Path, name: str) -> None:
     result = read_domain("amazon", path, options={"metadata_path": str(metadata)})
     expected = interactions(["A1", "A2"], ["B001", "B002"], [4.0, 5.0], [1400000000, 1400000001])
     pd.testing.assert_frame_equal(result.interactions, expected)
-    pd.testing.assert_frame_equal(result.items, items_frame(["B001", "B002"], ["Kettle", ""], ["Home|Kitchen|Tea", "Tools"]))
+    expected_items = items_frame(["B001", "B002"], ["Kettle", ""], ["Home|Kitchen|Tea", "Tools"])
+    pd.testing.assert_frame_equal(result.items, expected_items)
     assert result.files == [path, metadata]
 
 
@@ -447,7 +448,7 @@ def write_llmcdsr(folder: Path, test: str = "1\t4,0\n") -> Path:
     write(folder / "train_overlap.txt", "1\t1,4,0\n")
     write(folder / "valid.txt", "1\t0,2,3\n")
     write(folder / "test.txt", test)
-    write(folder / "items_A.tsv", "item_id\tasin\ttitle\n0\tA0\tTea\n1\tA1\tRice\n")
+    write(folder / "items_A.tsv", "item_id\tasin\ttitle\n0\tA0\tTea\n1\tA1\t\"Best\" Rice\n")
     write(folder / "items_B.tsv", "item_id\tasin\ttitle\n0\tB0\tPan\n1\tB1\tPot\n2\tB2\tCup\n")
     return folder
 
@@ -463,7 +464,7 @@ def test_llmcdsr_side_a(tmp_path: Path) -> None:
         split=["train", "train", "train", "train", "train", "test"],
     )
     pd.testing.assert_frame_equal(result.interactions, expected)
-    pd.testing.assert_frame_equal(result.items, items_frame(["0", "1"], ["Tea", "Rice"]))
+    pd.testing.assert_frame_equal(result.items, items_frame(["0", "1"], ["Tea", '"Best" Rice']))
     assert [path.name for path in result.files] == [
         "num.txt", "train_A.txt", "train_overlap.txt", "valid.txt", "test.txt", "items_A.tsv",
     ]  # fmt: skip
@@ -498,4 +499,14 @@ def test_llmcdsr_needs_a_side(tmp_path: Path) -> None:
         "llmcdsr",
         write_llmcdsr(tmp_path),
         domain="food",
+    )
+
+
+def test_items_columns_without_items_path(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "user,item\nu,i\n")
+    expect_error(
+        "Option items_columns of the csv reader needs option items_path. Received: items_path=None",
+        "csv",
+        path,
+        options={"items_columns": {"item": "id", "title": "name"}},
     )

@@ -75,7 +75,8 @@ def deduplicate(frame: pd.DataFrame, *, domain: str, policy: str) -> tuple[pd.Da
         return _filtered(frame, keep, domain, "duplicates", "duplicate (user, item) pair, kept the latest")
     mean_rating = frame.groupby(pair, sort=False, dropna=False)["rating"].transform("mean")
     averaged = frame.assign(rating=mean_rating.astype("float64"))
-    return _filtered(averaged, keep, domain, "duplicates", "duplicate (user, item) pair, kept the latest with the mean rating")
+    reason = "duplicate (user, item) pair, kept the latest with the mean rating"
+    return _filtered(averaged, keep, domain, "duplicates", reason)
 
 
 def apply_rating_threshold(

@@ -33,7 +33,9 @@ def read_csv(path: Path, domain: str | None, options: Mapping[str, Any], on_bad_
     check_options("csv", options, (*COMMON_OPTIONS, "delimiter", "header", "encoding"))
     delimiter = text_option("csv", options, "delimiter", ",")
     if delimiter is None or len(delimiter) != 1:
-        raise DataError(f"Expected option delimiter of the csv reader to be one character. Received: delimiter={delimiter!r}")
+        raise DataError(
+            f"Expected option delimiter of the csv reader to be one character. Received: delimiter={delimiter!r}"
+        )
     header = flag_option("csv", options, "header", True)
     encoding = text_option("csv", options, "encoding", "utf-8")
 
@@ -71,6 +73,10 @@ def _read_mapped(
     files = [path]
     items: pd.DataFrame | None = None
     items_path = text_option(reader, options, "items_path", None)
+    if items_path is None and "items_columns" in options:
+        raise DataError(
+            f"Option items_columns of the {reader} reader needs option items_path. Received: items_path=None"
+        )
     if items_path is not None:
         items_file = Path(items_path)
         require_file(items_file, reader, "an items file (option items_path)")

@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from xdt.data.readers.bad_rows import make_bad_row, settle_bad_rows
 from xdt.data.readers.conversion import build_interactions, concatenate_interactions
 from xdt.data.readers.files import iterate_lines, require_files, require_folder, split_lines
@@ -57,7 +59,8 @@ def read_llmcdsr(path: Path, domain: str | None, options: Mapping[str, Any], on_
         frame, file_bad_rows = _read_sequences(file, user_prefix, target_split, low, high, count_a + count_b)
         frames.append(frame)
         bad_rows += settle_bad_rows(file_bad_rows, on_bad_rows)
-    items_table = read_delimited_table(items_file, "\t", header=True)
+    # Titles are written unquoted (they may contain '"'), so quotes are ordinary characters.
+    items_table = read_delimited_table(items_file, "\t", header=True, quoted=False)
     mapping = {"item": "item_id", "title": "title"}
     resolve_columns(items_table, mapping, tuple(mapping), (), "columns")
     bad_rows += settle_bad_rows(items_table.bad_rows, on_bad_rows)
@@ -81,7 +84,7 @@ def _read_sequences(
     low: int,
     high: int,
     item_total: int,
-) -> tuple[Any, list[BadRow]]:
+) -> tuple[pd.DataFrame, list[BadRow]]:
     """One row per interaction in [low, high) of every sequence line of one file."""
     parsed = split_lines(file, "\t", (2,), "user, comma-separated item ids")
     bad_rows = list(parsed.bad_rows)

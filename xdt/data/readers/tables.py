@@ -33,8 +33,13 @@ class Table:
     width: int = 0  # fields per row, for addressing columns by position
 
 
-def read_delimited_table(path: Path, delimiter: str, header: bool, encoding: str = "utf-8") -> Table:
-    """Parse a delimited text file (quotes allowed); a row whose field count differs is bad."""
+def read_delimited_table(
+    path: Path, delimiter: str, header: bool, encoding: str = "utf-8", quoted: bool = True
+) -> Table:
+    """Parse a delimited text file; a row whose field count differs from the first row's is bad.
+
+    quoted: whether double quotes enclose fields (CSV style) or are ordinary characters.
+    """
     file = str(path)
     lines: list[int] = []
     rows: list[list[str]] = []
@@ -42,7 +47,7 @@ def read_delimited_table(path: Path, delimiter: str, header: bool, encoding: str
     names: list[str] | None = None
     expected: int | None = None
     with open_text(path, encoding) as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
         for row in reader:
             if not any(value.strip() for value in row):
                 continue
@@ -154,7 +159,9 @@ def resolve_columns(
             )
     missing_names = [name for name in required if name not in mapping]
     if missing_names:
-        raise DataError(f"Option {option} must name a column for {', '.join(missing_names)}. Received: {dict(mapping)!r}")
+        raise DataError(
+            f"Option {option} must name a column for {', '.join(missing_names)}. Received: {dict(mapping)!r}"
+        )
     absent = [f"{key!r} (for {name})" for name, key in mapping.items() if not _has_column(table, key)]
     if absent:
         found = ", ".join(table.names) if table.names is not None else "none (no header)"
@@ -171,7 +178,9 @@ def _has_column(table: Table, key: ColumnKey) -> bool:
     return table.names is not None and key in table.names
 
 
-def interactions_from_table(table: Table, columns: Mapping[str, ColumnKey], split: str = "") -> tuple[pd.DataFrame, list[BadRow]]:
+def interactions_from_table(
+    table: Table, columns: Mapping[str, ColumnKey], split: str = ""
+) -> tuple[pd.DataFrame, list[BadRow]]:
     """Build the standard frame from resolved columns; bad rows include those found while parsing."""
     values = {name: table.column(key) for name, key in columns.items()}
     frame, bad_rows = build_interactions(table.file, table.lines, table.texts, split=split, **values)
