@@ -1,0 +1,1 @@
+"""Keras models. Importing `xdt.models` registers every serialisable class (it imports TensorFlow)."""

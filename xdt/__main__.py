@@ -1,0 +1,5 @@
+"""`python -m xdt`."""
+
+from xdt.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The `xdt` command line. Each command: parse → load config → call one library function → print.
+
+TensorFlow is imported only inside commands that train or score, so `xdt --help` and config
+errors are instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from xdt.config import LoadedConfig, load_config
+from xdt.errors import XdtError
+from xdt.runs import RunDirectory, iter_runs, open_run
+
+app = typer.Typer(
+    name="xdt",
+    help="Cross-domain transfer learning for recommender systems: prepare data, pretrain on a source domain, "
+    "transfer to a target domain, evaluate honestly, and recommend.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+ConfigArgument = Annotated[Path, typer.Argument(help="Experiment YAML config, e.g. configs/quickstart.yaml.")]
+SetOption = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override a config value: --set transfer.epochs=5 (repeatable).")
+]
+RunArgument = Annotated[Path, typer.Argument(help="A run directory, e.g. runs/quickstart/20261128-101500-3f2a9c.")]
+
+
+@app.callback()
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up logging out of the user's terminal (unless they set the level)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def fail(error: XdtError) -> None:
+    """Print one clear message and exit with code 2."""
+    stderr.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def reporter():  # noqa: ANN201  (imported lazily to keep start-up light)
+    """A console reporter on stderr."""
+    from xdt.progress import ConsoleReporter
+
+    return ConsoleReporter(stderr)
+
+
+def load(config: Path, overrides: Optional[list[str]]) -> LoadedConfig:
+    """Load and validate a config with its overrides."""
+    return load_config(config, overrides or [])
+
+
+def resumed(run_path: Path) -> tuple[RunDirectory, LoadedConfig]:
+    """Open a run to resume and the config it ran with."""
+    from xdt.session import load_run_config
+
+    run = open_run(run_path)
+    config = load_run_config(run)
+    return run, LoadedConfig(config, (run.path / "config.yaml").read_text(), run.path / "config.yaml", ())
+
+
+@app.command()
+def prepare(config: ConfigArgument, set_: SetOption = None) -> None:
+    """Read, clean and split the configured data into data/<name>/ and print what was done."""
+    try:
+        from xdt.data.prepare import prepare_dataset
+        from xdt.tables import drops_table, manifest_table
+
+        loaded = load(config, set_)
+        manifest = prepare_dataset(loaded.config, progress=lambda stage: stderr.print(f"[dim]·[/dim] prepare: {stage}"))
+    except XdtError as error:
+        fail(error)
+    stdout.print(manifest_table(manifest))
+    if manifest["drops"]:
+        stdout.print(drops_table(manifest["drops"]))
+    stdout.print(
+        f"users {manifest['users']:,} · overlapping {manifest['overlap_users']:,} · cold-start test {manifest['cold_test_users']:,}"
+        f" · cold-start valid {manifest['cold_valid_users']:,} → {Path(loaded.config.runtime.data_dir) / manifest['name']}"
+    )
+
+
+@app.command("pretrain-source")
+def pretrain_source(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML config (omit with --resume).")] = None,
+    set_: SetOption = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted pretrain run.")] = None,
+) -> None:
+    """Train the source-domain model into a new run directory (or continue one with --resume)."""
+    try:
+        from xdt.pretrain import pretrain_source as train
+
+        run, loaded = resumed(resume) if resume else (None, load(require(config), set_))
+        run = train(loaded.config, config_text=loaded.text, reporter=reporter(), resume=run)
+    except XdtError as error:
+        fail(error)
+    stdout.print(f"pretrain run: {run.path}")
+
+
+@app.command()
+def transfer(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML config (omit with --resume).")] = None,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="The pretrain-source run to start from.")] = None,
+    set_: SetOption = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted transfer run.")] = None,
+) -> None:
+    """Train each method in transfer.methods on the target domain, one run directory per method."""
+    try:
+        from xdt.transfer import transfer_method
+
+        if resume:
+            run, loaded = resumed(resume)
+            parent = open_run(run.info()["parent"])
+            runs = [transfer_method(loaded.config, run.info()["method"], parent=parent, config_text=loaded.text, reporter=reporter(), resume=run)]
+        else:
+            loaded = load(require(config), set_)
+            if from_ is None:
+                raise XdtError("transfer needs --from PRETRAIN_RUN (the run printed by `xdt pretrain-source`)")
+            parent = open_run(from_)
+            runs = [
+                transfer_method(loaded.config, method, parent=parent, config_text=loaded.text, reporter=reporter())
+                for method in loaded.config.transfer.methods
+            ]
+    except XdtError as error:
+        fail(error)
+    for run in runs:
+        stdout.print(f"transfer run ({run.info()['method']}): {run.path}")
+
+
+@app.command()
+def evaluate(run: RunArgument) -> None:
+    """Full-ranking evaluation of a transfer run on the target test split, by cohort; writes results.json."""
+    try:
+        from xdt.evaluate import evaluate_run
+        from xdt.tables import results_table
+
+        directory = open_run(run)
+        results = evaluate_run(directory, reporter=reporter())
+    except XdtError as error:
+        fail(error)
+    stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
+    stdout.print(f"results: {directory.path / 'results.json'}")
+
+
+@app.command()
+def recommend(
+    run: RunArgument,
+    user: Annotated[Optional[list[str]], typer.Option("--user", help="Raw user id (repeatable).")] = None,
+    users: Annotated[Optional[Path], typer.Option("--users", help="File of raw user ids, one per line.")] = None,
+    k: Annotated[int, typer.Option("--k", help="Number of items per user.")] = 10,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write recommendations to this CSV (or .json) file.")] = None,
+) -> None:
+    """Top-k target items for users, excluding items they already have; cold-start users are served from their source history."""
+    try:
+        from xdt.recommend import read_user_file, recommend as recommend_users
+
+        requested = list(user or []) + (read_user_file(str(users)) if users else [])
+        if not requested:
+            raise XdtError("recommend needs --user ID or --users FILE")
+        frame = recommend_users(open_run(run), requested, k=k)
+    except XdtError as error:
+        fail(error)
+    if output is not None:
+        if output.suffix == ".json":
+            output.write_text(frame.to_json(orient="records", indent=2))
+        else:
+            frame.to_csv(output, index=False)
+        stdout.print(f"{len(frame):,} recommendations for {len(requested):,} users → {output}")
+        return
+    from xdt.tables import recommendations_table
+
+    stdout.print(recommendations_table(frame))
+
+
+@app.command("run")
+def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
+    """Run the whole pipeline: prepare → pretrain-source → transfer → evaluate → recommend examples."""
+    try:
+        from xdt.experiment import run_experiment
+        from xdt.recommend import recommend as recommend_users
+        from xdt.tables import recommendations_table, results_table
+
+        loaded = load(config, set_)
+        outcome = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
+        stdout.print(results_table(outcome.results, ks=loaded.config.evaluate.ks))
+        examples = example_users(outcome, loaded.config.recommend.examples)
+        shown = next(reversed(outcome.transfer_runs.values()))
+        if examples:
+            frame = recommend_users(shown, examples, k=min(5, loaded.config.recommend.k))
+            stdout.print(recommendations_table(frame, title=f"Example recommendations ({shown.info()['method']})"))
+    except XdtError as error:
+        fail(error)
+    stdout.print(f"pretrain run: {outcome.pretrain_run.path}")
+    for method, directory in outcome.transfer_runs.items():
+        stdout.print(f"transfer run ({method}): {directory.path}")
+
+
+def example_users(outcome, count: int) -> list[str]:  # noqa: ANN001
+    """A few cold-start test users of the experiment, for the example recommendations."""
+    import pandas as pd
+
+    first = next(iter(outcome.transfer_runs.values()))
+    per_user = pd.read_parquet(first.path / "per_user.parquet")
+    cold = per_user.loc[per_user["cohort"] == "cold", "user"].tolist()
+    return (cold or per_user["user"].tolist())[:count]
+
+
+def require(config: Optional[Path]) -> Path:
+    """A config path is required unless --resume is given."""
+    if config is None:
+        raise XdtError("Missing argument CONFIG (an experiment YAML file), or use --resume RUN")
+    return config
+
+
+@runs_app.command("list")
+def runs_list(
+    experiment: Annotated[Optional[str], typer.Option(help="Only runs of this experiment.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories live.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List runs, oldest first, with their status and test NDCG@10."""
+    from xdt.tables import runs_table
+
+    rows = []
+    for run in iter_runs(runs_dir, experiment):
+        info = run.info()
+        score = ""
+        results_file = run.path / "results.json"
+        if results_file.is_file():
+            results = json.loads(results_file.read_text())
+            value = results.get("test", {}).get("all", {}).get("ndcg@10")
+            score = f"{value:.4f}" if value is not None else ""
+        rows.append({"run": run.run_id, "experiment": run.experiment, "kind": info.get("kind"), "method": info.get("method"),
+                     "status": info.get("status"), "score": score, "path": str(run.path)})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        stdout.print(f"No runs under {runs_dir}")
+    else:
+        stdout.print(runs_table(rows))
+
+
+@runs_app.command("show")
+def runs_show(run: RunArgument) -> None:
+    """Show a run's metadata, parent and results."""
+    try:
+        directory = open_run(run)
+    except XdtError as error:
+        fail(error)
+    from xdt.tables import results_table
+
+    info = directory.info()
+    stdout.print_json(json.dumps(info))
+    results_file = directory.path / "results.json"
+    if results_file.is_file():
+        results = json.loads(results_file.read_text())
+        if "test" in results:
+            stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
+        else:
+            stdout.print_json(json.dumps(results))
+
+
+def main() -> None:
+    """Entry point for `python -m xdt`."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""Experiment configuration: YAML → frozen, typed dataclasses, with precise error messages.
+
+Nothing below this module sees raw dictionaries. Validation never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+
+from xdt.errors import ConfigError
+from xdt.models.registry import METHOD_NAMES, SOURCE_MODEL_NAMES
+
+
+def _at_least(minimum: float) -> dict[str, float]:
+    return {"min": minimum}
+
+
+def _between(minimum: float, maximum: float) -> dict[str, float]:
+    return {"min": minimum, "max": maximum}
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """Where one domain's raw interactions live and how to read them."""
+
+    name: str
+    reader: str = "csv"
+    path: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    rating_range: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The embedded default data: a seeded two-domain generator with shared user tastes."""
+
+    users: int = field(default=3000, metadata=_at_least(10))
+    source_items: int = field(default=1000, metadata=_at_least(10))
+    target_items: int = field(default=800, metadata=_at_least(10))
+    overlap_fraction: float = field(default=0.6, metadata=_between(0.0, 1.0))
+    source_only_fraction: float = field(default=0.25, metadata=_between(0.0, 1.0))
+    shared_taste: float = field(default=0.9, metadata=_between(0.0, 1.0))
+    latent_dim: int = field(default=8, metadata=_at_least(1))
+    popularity_exponent: float = field(default=1.0, metadata=_at_least(0.0))
+    source_interactions: float = field(default=30.0, metadata=_at_least(1.0))
+    target_interactions: float = field(default=12.0, metadata=_at_least(1.0))
+    taste_sharpness: float = field(default=3.0, metadata=_at_least(0.0))
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """How rows that cannot be used are treated; every dropped row is counted."""
+
+    on_bad_rows: Literal["error", "skip"] = "error"
+    duplicates: Literal["keep_latest", "keep_first", "mean"] = "keep_latest"
+    min_rating: float | None = None
+    user_core: int = field(default=0, metadata=_at_least(0))
+    item_core: int = field(default=0, metadata=_at_least(0))
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which data to use and how to split it."""
+
+    name: str
+    source: DomainConfig | None = None
+    target: DomainConfig | None = None
+    synthetic: SyntheticConfig | None = None
+    protocol: Literal["given", "cold_users", "leave_one_out", "temporal", "ratio"] = "cold_users"
+    cold_fraction: float = field(default=0.2, metadata=_between(0.0, 1.0))
+    valid_cold_fraction: float = field(default=0.1, metadata=_between(0.0, 1.0))
+    warm_holdout: Literal["none", "leave_one_out"] = "leave_one_out"
+    test_users_file: str | None = None
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimiser name and learning rate."""
+
+    name: Literal["adam", "adagrad", "sgd"] = "adam"
+    learning_rate: float = field(default=0.005, metadata=_at_least(0.0))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings shared by every trained stage."""
+
+    embedding_dim: int = field(default=32, metadata=_at_least(1))
+    epochs: int = field(default=20, metadata=_at_least(1))
+    batch_size: int = field(default=1024, metadata=_at_least(1))
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    l2: float = field(default=0.0, metadata=_at_least(0.0))
+    patience: int = field(default=3, metadata=_at_least(1))
+    validation_users: int = field(default=2000, metadata=_at_least(1))
+
+
+@dataclass(frozen=True)
+class PretrainConfig(TrainingConfig):
+    """The source-domain model."""
+
+    model: str = "mf"
+
+
+@dataclass(frozen=True)
+class TransferConfig(TrainingConfig):
+    """Transfer methods and target-only baselines, each trained into its own run."""
+
+    methods: list[str] = field(default_factory=lambda: ["popularity", "target_mf", "finetune", "emcdr"])
+    freeze_user_epochs: int = field(default=1000, metadata=_at_least(0))
+    mapping: Literal["linear", "mlp"] = "mlp"
+    mapping_hidden: int = field(default=64, metadata=_at_least(1))
+    mapping_epochs: int = field(default=300, metadata=_at_least(1))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Full-ranking evaluation on the target test split."""
+
+    ks: list[int] = field(default_factory=lambda: [5, 10, 20])
+    batch_size: int = field(default=1024, metadata=_at_least(1))
+    validation_metric: str = "ndcg@10"
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """Recommendation defaults."""
+
+    k: int = field(default=10, metadata=_at_least(1))
+    examples: int = field(default=3, metadata=_at_least(0))
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how computations run."""
+
+    strategy: Literal["auto", "default", "mirrored"] = "auto"
+    data_dir: str = "data"
+    runs_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: data, source model, transfer methods, evaluation."""
+
+    experiment: str
+    dataset: DatasetConfig
+    seed: int = 42
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every value actually used, as plain data."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with the text it came from."""
+
+    config: ExperimentConfig
+    text: str
+    path: Path
+    overrides: tuple[str, ...]
+
+
+def load_config(path: Path | str, overrides: Sequence[str] = ()) -> LoadedConfig:
+    """Read, override and validate an experiment config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, received {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override, source=str(path))
+    config = build_dataclass(ExperimentConfig, raw, key_path="", source=str(path))
+    check_consistency(config, source=str(path))
+    return LoadedConfig(config=config, text=text, path=path, overrides=tuple(overrides))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
+    """Validate a config given as a dictionary (tests, resolved.json)."""
+    config = build_dataclass(ExperimentConfig, raw, key_path="", source=source)
+    check_consistency(config, source=source)
+    return config
+
+
+def apply_override(raw: dict[str, Any], override: str, *, source: str) -> None:
+    """Apply one `key.path=value` override (value parsed as YAML) to a raw config."""
+    if "=" not in override:
+        raise ConfigError(f"--set expects key.path=value. Received: {override!r}")
+    key_path, value_text = override.split("=", 1)
+    keys = key_path.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"--set expects key.path=value. Received: {override!r}")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError:
+        value = value_text
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = {}
+            node[key] = child
+        if not isinstance(child, dict):
+            partial = ".".join(keys[: depth + 1])
+            raise ConfigError(f"{source}: --set {key_path}: '{partial}' is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def check_consistency(config: ExperimentConfig, *, source: str) -> None:
+    """Cross-field checks that single-field types cannot express."""
+    dataset = config.dataset
+    if dataset.synthetic is None and (dataset.source is None or dataset.target is None):
+        raise ConfigError(
+            f"{source}: dataset: expected either 'synthetic' or both 'source' and 'target'. "
+            f"Received: source={'set' if dataset.source else 'missing'}, "
+            f"target={'set' if dataset.target else 'missing'}"
+        )
+    if dataset.synthetic is not None and (dataset.source is not None or dataset.target is not None):
+        raise ConfigError(f"{source}: dataset: 'synthetic' cannot be combined with 'source'/'target'")
+    if dataset.synthetic is not None:
+        fractions = dataset.synthetic.overlap_fraction + dataset.synthetic.source_only_fraction
+        if fractions > 1.0:
+            raise ConfigError(
+                f"{source}: dataset.synthetic: expected overlap_fraction + source_only_fraction <= 1. "
+                f"Received: {fractions:g}"
+            )
+    if dataset.cold_fraction + dataset.valid_cold_fraction > 1.0:
+        raise ConfigError(f"{source}: dataset: expected cold_fraction + valid_cold_fraction <= 1")
+    check_name(config.pretrain.model, SOURCE_MODEL_NAMES, key="pretrain.model", source=source)
+    if not config.transfer.methods:
+        raise ConfigError(f"{source}: transfer.methods: expected at least one method. Received: []")
+    for index, method in enumerate(config.transfer.methods):
+        check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
+    if not config.evaluate.ks or min(config.evaluate.ks) < 1:
+        raise ConfigError(f"{source}: evaluate.ks: expected a list of k >= 1. Received: {config.evaluate.ks}")
+    metric, _, k_text = config.evaluate.validation_metric.partition("@")
+    if metric not in ("ndcg", "recall", "hr", "mrr", "precision") or not k_text.isdigit():
+        raise ConfigError(
+            f"{source}: evaluate.validation_metric: expected METRIC@K with METRIC one of "
+            f"ndcg, recall, hr, mrr, precision. Received: {config.evaluate.validation_metric!r}"
+        )
+
+
+def check_name(name: str, valid: Sequence[str], *, key: str, source: str) -> None:
+    """Fail with a did-you-mean when `name` is not one of `valid`."""
+    if name in valid:
+        return
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"{source}: {key}: unknown name {name!r}.{hint} Available: {', '.join(valid)}")
+
+
+def build_dataclass(cls: type, raw: Any, *, key_path: str, source: str) -> Any:
+    """Turn a raw mapping into an instance of dataclass `cls`, checking every key and type."""
+    where = key_path or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where}: expected a mapping, received {describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" Did you mean '{join_path(key_path, close[0])}'?" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key '{join_path(key_path, str(key))}'.{hint} "
+                f"Valid keys here: {', '.join(fields)}"
+            )
+    values = {}
+    for name, spec in fields.items():
+        child_path = join_path(key_path, name)
+        if name not in raw:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{source}: missing required key '{child_path}'")
+            continue
+        value = convert(hints[name], raw[name], key_path=child_path, source=source)
+        check_bounds(spec, value, key_path=child_path, source=source)
+        values[name] = value
+    return cls(**values)
+
+
+def convert(annotation: Any, value: Any, *, key_path: str, source: str) -> Any:
+    """Check `value` against a type annotation and convert it (int → float, list → list)."""
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in arguments:
+            return None
+        options = [argument for argument in arguments if argument is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return convert(option, value, key_path=key_path, source=source)
+            except ConfigError as error:
+                errors.append(error)
+        if len(options) == 1:
+            raise errors[0]
+        raise ConfigError(f"{source}: {key_path}: expected {describe_type(annotation)}, received {describe(value)}")
+    if origin is Literal:
+        if value not in arguments:
+            close = difflib.get_close_matches(str(value), [str(item) for item in arguments], n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{source}: {key_path}: expected one of {', '.join(map(str, arguments))}, "
+                f"received {describe(value)}.{hint}"
+            )
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key_path}: expected a list, received {describe(value)}")
+        return [convert(arguments[0], item, key_path=f"{key_path}[{index}]", source=source) for index, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key_path}: expected a mapping, received {describe(value)}")
+        return dict(value)
+    if dataclasses.is_dataclass(annotation):
+        return build_dataclass(annotation, value, key_path=key_path, source=source)
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key_path}: expected true or false, received {describe(value)}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key_path}: expected an integer, received {describe(value)}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {key_path}: expected a number, received {describe(value)}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key_path}: expected a string, received {describe(value)}")
+        return value
+    raise TypeError(f"Unsupported config annotation {annotation!r} at {key_path}")
+
+
+def check_bounds(spec: dataclasses.Field, value: Any, *, key_path: str, source: str) -> None:
+    """Apply the `min`/`max` bounds declared in a field's metadata."""
+    if value is None or not isinstance(value, (int, float)):
+        return
+    minimum = spec.metadata.get("min")
+    maximum = spec.metadata.get("max")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{source}: {key_path}: expected a value >= {minimum:g}, received {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{source}: {key_path}: expected a value <= {maximum:g}, received {value!r}")
+
+
+def join_path(prefix: str, key: str) -> str:
+    """Join a dotted key path."""
+    return f"{prefix}.{key}" if prefix else key
+
+
+def describe(value: Any) -> str:
+    """Show a received value with its YAML type, e.g. `'ten' (string)`."""
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}
+    kind = "null" if value is None else names.get(type(value), type(value).__name__)
+    return f"{value!r} ({kind})"
+
+
+def describe_type(annotation: Any) -> str:
+    """Human name of a type annotation."""
+    arguments = typing.get_args(annotation)
+    if arguments:
+        return " or ".join(describe_type(argument) for argument in arguments if argument is not type(None))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )

@@ -1,0 +1,54 @@
+"""What a transfer method's `train(context)` receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xdt.config import ExperimentConfig
+from xdt.data.dataset import PreparedDataset
+from xdt.evaluate import evaluate_model
+from xdt.models.matrix_factorization import MatrixFactorization
+from xdt.progress import Reporter
+from xdt.runs import RunDirectory
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Config, data, run folder, strategy and the pretrained source model."""
+
+    config: ExperimentConfig
+    dataset: PreparedDataset
+    run: RunDirectory
+    strategy: tf.distribute.Strategy
+    source_model: MatrixFactorization | None
+    reporter: Reporter
+
+    def validation_users(self) -> np.ndarray:
+        """A seeded sample (at most `validation_users`) of the target validation users."""
+        users = self.dataset.evaluation_users("valid")
+        limit = self.config.transfer.validation_users
+        if len(users) > limit:
+            rng = np.random.default_rng([self.config.seed, 2])
+            users = np.sort(rng.choice(users, size=limit, replace=False))
+        return users
+
+    def validator(self, users: np.ndarray | None = None) -> Callable[[keras.Model], float] | None:
+        """Mean validation metric (evaluate.validation_metric) of a model on the target valid split."""
+        users = self.validation_users() if users is None else users
+        if len(users) == 0:
+            return None
+        metric = self.config.evaluate.validation_metric
+        k = int(metric.split("@")[1])
+
+        def validate(model: keras.Model) -> float:
+            per_user = evaluate_model(
+                model.score_all, self.dataset, split="valid", ks=[k], batch_size=self.config.evaluate.batch_size, users=users
+            )
+            return float(per_user[metric].mean())
+
+        return validate

@@ -1,0 +1,53 @@
+"""Registry: config names → the modules that train them. Importing it never imports TensorFlow."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from xdt.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method: where its trainer lives and what it needs."""
+
+    name: str
+    module: str
+    description: str
+    uses_source: bool
+
+    def trainer(self) -> Callable[..., Any]:
+        """Import and return the method's `train(context)` function."""
+        return importlib.import_module(self.module).train
+
+
+METHODS: dict[str, MethodEntry] = {
+    entry.name: entry
+    for entry in (
+        MethodEntry("popularity", "xdt.methods.popularity", "target-only: items ranked by training count", False),
+        MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False),
+        MethodEntry(
+            "finetune", "xdt.methods.finetune", "target MF initialised from the source user embeddings", True
+        ),
+        MethodEntry(
+            "emcdr", "xdt.methods.emcdr", "source→target user-embedding mapping learned on overlapping users", True
+        ),
+    )
+}
+
+SOURCE_MODELS: dict[str, str] = {"mf": "BPR matrix factorisation over the source domain"}
+
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
+
+
+def get_method(name: str) -> MethodEntry:
+    """Look up a method by name; a miss lists the available names."""
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"Unknown method {name!r}.{hint} Available: {', '.join(METHOD_NAMES)}")
+    return METHODS[name]

@@ -1,0 +1,67 @@
+"""`xdt recommend`: top-k target items with raw ids, titles and scores for raw user ids."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from xdt.data.protocols import TARGET
+from xdt.errors import XdtError
+from xdt.evaluate import rank_items
+from xdt.runs import RunDirectory
+from xdt.session import load_model, load_run_config, open_dataset
+
+
+def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.DataFrame:
+    """Rows (user, rank, item, title, score, cohort), excluding every target item each user already has.
+
+    Works for cold-start users known only from the source domain; unknown ids raise.
+    """
+    if k < 1:
+        raise XdtError(f"Expected k >= 1. Received: k={k}")
+    info = run.info()
+    if info.get("kind") != "transfer":
+        raise XdtError(f"recommend expects a transfer run (a trained target model); {run.path} is a {info.get('kind')} run")
+    config = load_run_config(run)
+    dataset = open_dataset(config)
+    lookup = pd.Index(dataset.raw_users.astype(str))
+    users = lookup.get_indexer(pd.Index([str(user) for user in raw_users]))
+    unknown = [str(user) for user, index in zip(raw_users, users) if index < 0]
+    if unknown:
+        raise XdtError(
+            f"Unknown user id{'s' if len(unknown) > 1 else ''} {', '.join(repr(user) for user in unknown[:5])}"
+            f"{' …' if len(unknown) > 5 else ''}: not in either domain of dataset {dataset.manifest['name']!r} "
+            f"({dataset.n_users} users, e.g. {', '.join(dataset.raw_users[:3].astype(str))})"
+        )
+    model = load_model(run)
+    seen = dataset.interaction_matrix(TARGET, "train", "valid", "test")
+    ranking = rank_items(model.score_all, users.astype(np.int64), seen=seen, relevant=None, k=k, batch_size=config.evaluate.batch_size)
+    items = dataset.items(TARGET)
+    titles = items["title"].to_numpy() if "title" in items.columns else np.full(len(items), "")
+    cohorts = np.where(dataset.target_train_counts[users] == 0, "cold-start", "warm")
+    rows = []
+    for row, user in enumerate(raw_users):
+        for rank in range(ranking.top_items.shape[1]):
+            score = float(ranking.top_scores[row, rank])
+            if not np.isfinite(score):
+                break
+            item = int(ranking.top_items[row, rank])
+            rows.append(
+                {"user": str(user), "rank": rank + 1, "item": items["raw_item"].iat[item], "title": titles[item], "score": score, "cohort": cohorts[row]}
+            )
+    return pd.DataFrame(rows, columns=["user", "rank", "item", "title", "score", "cohort"])
+
+
+def read_user_file(path: str) -> list[str]:
+    """Raw user ids from a file: one per line, or a CSV with a `user` column."""
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise XdtError(f"--users: file not found: {path}")
+    lines = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    if lines and lines[0].split(",")[0] == "user":
+        return [line.split(",")[0] for line in lines[1:]]
+    return lines

@@ -1,0 +1,106 @@
+"""Readable tables of results, manifests and runs (rich). Never imports TensorFlow."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.table import Table
+
+COHORT_ORDER = ("cold", "warm")
+
+
+def headline_k(ks: Sequence[int]) -> int:
+    """The k shown in tables: 10 when evaluated, else the largest k (results.json has every k)."""
+    return 10 if 10 in ks else max(ks)
+
+
+def results_table(results_by_method: dict[str, dict[str, Any]], *, ks: Sequence[int], split: str = "test") -> Table:
+    """Methods × metrics at the headline k, one row per method and cohort (all, cold, warm)."""
+    k = headline_k(ks)
+    table = Table(title=f"Target-domain {split} metrics @{k} (full ranking, seen items excluded; best in green)")
+    table.add_column("method", style="bold")
+    table.add_column("cohort")
+    table.add_column("users", justify="right")
+    metrics = [f"{name}@{k}" for name in ("ndcg", "recall", "hr", "precision")] + ["mrr"]
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    best = best_values(results_by_method, metrics, split)
+    for method, results in results_by_method.items():
+        summary = results.get(split)
+        if summary is None:
+            continue
+        cohorts = [("all", summary["all"])] + [(name, summary["cohorts"][name]) for name in COHORT_ORDER if name in summary["cohorts"]]
+        for index, (cohort, values) in enumerate(cohorts):
+            cells = []
+            for metric in metrics:
+                value = values[metric]
+                text = f"{value:.4f}"
+                cells.append(f"[green]{text}[/green]" if value == best.get((cohort, metric)) else text)
+            table.add_row(method if index == 0 else "", cohort, str(values["users"]), *cells, end_section=index == len(cohorts) - 1)
+    return table
+
+
+def best_values(results_by_method: dict[str, dict[str, Any]], metrics: Sequence[str], split: str) -> dict[tuple[str, str], float]:
+    """The best value of each (cohort, metric) over methods, for highlighting."""
+    best: dict[tuple[str, str], float] = {}
+    for results in results_by_method.values():
+        summary = results.get(split)
+        if summary is None:
+            continue
+        cohorts = {"all": summary["all"], **summary["cohorts"]}
+        for cohort, values in cohorts.items():
+            for metric in metrics:
+                best[(cohort, metric)] = max(best.get((cohort, metric), float("-inf")), values[metric])
+    return best
+
+
+def manifest_table(manifest: dict[str, Any]) -> Table:
+    """Users, items, rows and density per domain and split."""
+    table = Table(title=f"Prepared dataset {manifest['name']} (protocol {manifest['protocol']})")
+    for column in ("domain", "split", "users", "items", "rows", "density"):
+        table.add_column(column, justify="left" if column in ("domain", "split") else "right")
+    for domain, facts in manifest["domains"].items():
+        for index, (split, counts) in enumerate(facts["splits"].items()):
+            table.add_row(
+                f"{domain} ({facts['name']})" if index == 0 else "",
+                split,
+                f"{counts['users']:,}",
+                f"{counts['items']:,}",
+                f"{counts['rows']:,}",
+                f"{counts['density']:.5f}",
+                end_section=index == len(facts["splits"]) - 1,
+            )
+    return table
+
+
+def drops_table(drops: list[dict[str, Any]]) -> Table:
+    """Every cleaning step and how many rows it dropped."""
+    table = Table(title="Rows dropped while cleaning")
+    for column in ("domain", "step", "reason", "rows"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for drop in drops:
+        table.add_row(drop["domain"], drop["step"], drop["reason"], f"{drop['rows']:,}")
+    return table
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    """One line per run."""
+    table = Table(title="Runs")
+    for column in ("run", "kind", "method", "status", "ndcg@10 test", "path"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["run"], row["kind"], row["method"] or "", row["status"], row["score"], row["path"])
+    return table
+
+
+def recommendations_table(frame: Any, *, title: str = "Recommendations") -> Table:
+    """One row per recommended item."""
+    table = Table(title=title)
+    for column in ("user", "cohort", "rank", "item", "title", "score"):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    previous = None
+    for row in frame.itertuples(index=False):
+        first = row.user != previous
+        table.add_row(row.user if first else "", row.cohort if first else "", str(row.rank), row.item, row.title, f"{row.score:.4f}")
+        previous = row.user
+    return table

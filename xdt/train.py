@@ -1,0 +1,172 @@
+"""Training under `tf.distribute`: strategy choice, epoch loop, checkpoints, early stopping, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xdt.config import OptimizerConfig, TrainingConfig
+from xdt.data.dataset import PreparedDataset
+from xdt.models.matrix_factorization import bpr_loss
+from xdt.progress import EpochReport
+from xdt.runs import RunDirectory, write_json_atomic
+
+KILL_AFTER_EPOCH_VARIABLE = "XDT_KILL_AFTER_EPOCH"
+
+
+def select_strategy(name: str) -> tf.distribute.Strategy:
+    """`auto` mirrors over all GPUs when more than one is visible; `default` is one device."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def describe_strategy(strategy: tf.distribute.Strategy) -> dict[str, Any]:
+    """Strategy class, replica count and devices, for env.json."""
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        devices = list(strategy.extended.worker_devices)
+    else:
+        devices = [device.name for device in tf.config.list_logical_devices()]
+    return {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync, "devices": devices}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and make TF ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(config: OptimizerConfig) -> keras.optimizers.Optimizer:
+    """The configured optimiser."""
+    optimizers = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad, "sgd": keras.optimizers.SGD}
+    return optimizers[config.name](learning_rate=config.learning_rate)
+
+
+@dataclass
+class TrainingState:
+    """Where an epoch loop stands; saved with every checkpoint."""
+
+    epoch: int = 0
+    best_score: float = -np.inf
+    best_epoch: int = 0
+    wait: int = 0
+    stopped_early: bool = False
+    checkpoint: str = ""
+
+
+def compile_model(model: keras.Model, optimizer: OptimizerConfig, *, freeze_users: bool) -> None:
+    """Compile with a fresh optimiser; user embeddings optionally frozen."""
+    user_embedding = getattr(model, "user_embedding", None)
+    if user_embedding is not None:
+        user_embedding.trainable = not freeze_users
+    model.compile(optimizer=make_optimizer(optimizer), loss=bpr_loss)
+
+
+def save_checkpoint(model: keras.Model, folder: Path) -> None:
+    """Weights plus optimiser variables (step counter and moments), so resume is exact."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(folder / "model.weights.h5")
+    variables = {f"v{index}": variable.numpy() for index, variable in enumerate(model.optimizer.variables)}
+    np.savez(folder / "optimizer.npz", **variables)
+
+
+def restore_checkpoint(model: keras.Model, folder: Path) -> None:
+    """Load weights and optimiser variables saved by `save_checkpoint`."""
+    model.load_weights(folder / "model.weights.h5")
+    model.optimizer.build(model.trainable_variables)
+    saved = np.load(folder / "optimizer.npz")
+    if len(saved.files) != len(model.optimizer.variables):
+        raise RuntimeError(f"Checkpoint {folder} has {len(saved.files)} optimiser variables, expected {len(model.optimizer.variables)}")
+    for index, variable in enumerate(model.optimizer.variables):
+        variable.assign(saved[f"v{index}"])
+
+
+def save_weights_atomic(model: keras.Model, path: Path) -> None:
+    """Save weights through a temporary file and an atomic rename."""
+    temporary = path.with_name(f"tmp-{path.name}")
+    model.save_weights(temporary)
+    os.replace(temporary, path)
+
+
+def fit_pairwise(
+    model: keras.Model,
+    *,
+    dataset: PreparedDataset,
+    domain: str,
+    training: TrainingConfig,
+    seed: int,
+    stage: str,
+    run: RunDirectory,
+    strategy: tf.distribute.Strategy,
+    validate: Callable[[keras.Model], float] | None,
+    freeze_user_epochs: int = 0,
+    on_epoch: Callable[[EpochReport], None] = lambda report: None,
+) -> TrainingState:
+    """Train a pairwise model epoch by epoch with checkpoints, early stopping and exact resume.
+
+    A checkpoint is written after every epoch into `checkpoints/<stage>-epoch-<n>/` and then
+    published by atomically rewriting `checkpoints/<stage>-state.json`; a run killed at any
+    moment resumes from the last published epoch and produces the same weights as an
+    uninterrupted run. At the end the best validated weights are loaded into `model`.
+    """
+    state_file = run.checkpoints / f"{stage}-state.json"
+    state = TrainingState(**json.loads(state_file.read_text())) if state_file.is_file() else TrainingState()
+    with strategy.scope():
+        # The checkpoint of epoch s was trained frozen iff s <= freeze_user_epochs.
+        compile_model(model, training.optimizer, freeze_users=0 < freeze_user_epochs and state.epoch <= freeze_user_epochs)
+        if state.checkpoint:
+            restore_checkpoint(model, run.checkpoints / state.checkpoint)
+    kill_after = os.environ.get(KILL_AFTER_EPOCH_VARIABLE)
+    while state.epoch < training.epochs and not state.stopped_early:
+        epoch = state.epoch + 1
+        if epoch - 1 == freeze_user_epochs and freeze_user_epochs > 0:
+            with strategy.scope():
+                compile_model(model, training.optimizer, freeze_users=False)
+        started = time.perf_counter()
+        users, positives, negatives = dataset.bpr_triples(domain, seed, epoch)
+        history = model.fit(
+            x=(users, positives, negatives),
+            y=np.zeros((len(users), 1), dtype=np.float32),
+            batch_size=training.batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
+        loss = float(history.history["loss"][-1])
+        score = validate(model) if validate is not None else None
+        state.epoch = epoch
+        if score is None or score > state.best_score:
+            state.best_score = score if score is not None else state.best_score
+            state.best_epoch = epoch
+            state.wait = 0
+            save_weights_atomic(model, run.checkpoints / f"{stage}-best.weights.h5")
+        else:
+            state.wait += 1
+            state.stopped_early = state.wait >= training.patience
+        seconds = time.perf_counter() - started
+        previous = state.checkpoint
+        state.checkpoint = f"{stage}-epoch-{epoch}"
+        save_checkpoint(model, run.checkpoints / state.checkpoint)
+        write_json_atomic(state_file, state.__dict__)
+        if previous:
+            shutil.rmtree(run.checkpoints / previous, ignore_errors=True)
+        record = {"stage": stage, "epoch": epoch, "loss": loss, "seconds": round(seconds, 3)}
+        if score is not None:
+            record["valid_score"] = score
+        run.append_metrics(record)
+        on_epoch(EpochReport(stage, epoch, training.epochs, loss, score, seconds))
+        if kill_after is not None and int(kill_after) == epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+    model.load_weights(run.checkpoints / f"{stage}-best.weights.h5")
+    return state

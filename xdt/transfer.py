@@ -1,0 +1,69 @@
+"""`xdt transfer`: train one target model per configured method, starting from a pretrain run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xdt.config import ExperimentConfig
+from xdt.errors import XdtError
+from xdt.methods.context import MethodContext
+from xdt.models.registry import get_method
+from xdt.progress import Reporter, SilentReporter
+from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
+from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
+from xdt.train import seed_everything, select_strategy
+
+
+def check_parent(parent: RunDirectory) -> None:
+    """A transfer starts from a finished pretrain run."""
+    info = parent.info()
+    if info.get("kind") != "pretrain":
+        raise XdtError(f"--from expects a pretrain-source run; {parent.path} is a {info.get('kind')} run")
+    if info.get("status") != STATUS_COMPLETE:
+        raise XdtError(f"Pretrain run {parent.path} is {info.get('status')}, not complete. Resume it first: xdt pretrain-source --resume {parent.path}")
+
+
+def transfer_method(
+    config: ExperimentConfig,
+    method: str,
+    *,
+    parent: RunDirectory,
+    config_text: str,
+    reporter: Reporter = SilentReporter(),
+    resume: RunDirectory | None = None,
+) -> RunDirectory:
+    """Train one method into its own run directory (or continue `resume`)."""
+    check_parent(parent)
+    entry = get_method(method)
+    dataset = open_dataset(config)
+    check_same_data(parent, dataset)
+    strategy = select_strategy(config.runtime.strategy)
+    run = resume or create_run(
+        Path(config.runtime.runs_dir),
+        config.experiment,
+        kind="transfer",
+        config_text=config_text,
+        resolved=config.to_dict(),
+        seed=config.seed,
+        method=method,
+        parent=parent,
+    )
+    record_environment(run, config, dataset, strategy)
+    seed_everything(config.seed)
+    with strategy.scope():
+        source_model = load_model(parent) if entry.uses_source else None
+    reporter.status(f"transfer method {method} ({entry.description}) → {run.path}")
+    context = MethodContext(config, dataset, run, strategy, source_model, reporter)
+    model = entry.trainer()(context)
+    save_model(run, model)
+    run.update_info(status=STATUS_COMPLETE, uses_source=entry.uses_source)
+    return run
+
+
+def transfer_all(
+    config: ExperimentConfig, *, parent: RunDirectory, config_text: str, reporter: Reporter = SilentReporter()
+) -> list[RunDirectory]:
+    """Train every method of `transfer.methods`, one run each."""
+    return [
+        transfer_method(config, method, parent=parent, config_text=config_text, reporter=reporter) for method in config.transfer.methods
+    ]
