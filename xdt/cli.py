@@ -30,7 +30,7 @@ app = typer.Typer(
 runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-stdout = Console()
+stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True)
 
 ConfigArgument = Annotated[Path, typer.Argument(help="Experiment YAML config, e.g. configs/quickstart.yaml.")]

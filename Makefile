@@ -1,0 +1,38 @@
+# xdt — `make demo` runs the main job end to end; `make test` installs everything and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.xdt-installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help install demo test test-fast bench lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,text]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (if missing) and install xdt with test extras
+
+demo: install ## Run the whole pipeline on the embedded synthetic data (configs/quickstart.yaml)
+	$(BIN)/xdt run configs/quickstart.yaml
+
+test: install ## Run every test, slow end-to-end ones included
+	$(BIN)/python -m pytest -q
+
+test-fast: install ## Run the tests not marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install ## Benchmarks on ../shared/data and synthetic scale data (writes bench/results/)
+	$(BIN)/python bench/data_report.py --json bench/results/data_report.json
+
+lint: install ## Static checks (ruff)
+	$(BIN)/python -m pip install --quiet 'ruff>=0.6'
+	$(BIN)/ruff check xdt tests bench
+
+clean: ## Remove prepared data, runs and caches (keeps .venv)
+	rm -rf data/*/ runs/*/ bench/results .pytest_cache
