@@ -75,10 +75,23 @@ class DatasetConfig:
     target: DomainConfig | None = None
     synthetic: SyntheticConfig | None = None
     protocol: Literal["given", "cold_users", "leave_one_out", "temporal", "ratio"] = "cold_users"
+    # cold_users: fractions of the overlapping users held out as cold-start test / valid users.
     cold_fraction: float = field(default=0.2, metadata=_between(0.0, 1.0))
     valid_cold_fraction: float = field(default=0.1, metadata=_between(0.0, 1.0))
     warm_holdout: Literal["none", "leave_one_out"] = "leave_one_out"
-    test_users_file: str | None = None
+    test_users_file: str | None = None  # cold_users: exact raw test user ids, one per line
+    # given: carve a validation row out of train for domains whose files have no valid split.
+    given_valid: Literal["none", "leave_one_out"] = "none"
+    # temporal: rows after the test cut-off are test, rows after the valid cut-off (and not after
+    # the test one) are valid. Each cut-off is a timestamp or a quantile of all timestamps.
+    test_cutoff: float | None = None
+    test_quantile: float | None = field(default=None, metadata=_between(0.0, 1.0))
+    valid_cutoff: float | None = None
+    valid_quantile: float | None = field(default=None, metadata=_between(0.0, 1.0))
+    # ratio: per user and domain, random fractions of rows for train, valid and test.
+    ratio_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    # Users are linked across domains by raw id, or by this file of (source_user, target_user) pairs.
+    link_file: str | None = None
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 
 
@@ -250,6 +263,7 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
             )
     if dataset.cold_fraction + dataset.valid_cold_fraction > 1.0:
         raise ConfigError(f"{source}: dataset: expected cold_fraction + valid_cold_fraction <= 1")
+    check_dataset_protocol(dataset, source=source)
     check_name(config.pretrain.model, SOURCE_MODEL_NAMES, key="pretrain.model", source=source)
     if not config.transfer.methods:
         raise ConfigError(f"{source}: transfer.methods: expected at least one method. Received: []")
@@ -263,6 +277,64 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
             f"{source}: evaluate.validation_metric: expected METRIC@K with METRIC one of "
             f"ndcg, recall, hr, mrr, precision. Received: {config.evaluate.validation_metric!r}"
         )
+
+
+def check_dataset_protocol(dataset: DatasetConfig, *, source: str) -> None:
+    """Protocol-specific keys: each only where its protocol reads it, with consistent values."""
+    protocol_keys = {
+        "test_users_file": ("cold_users", dataset.test_users_file is not None),
+        "given_valid": ("given", dataset.given_valid != "none"),
+        "test_cutoff": ("temporal", dataset.test_cutoff is not None),
+        "test_quantile": ("temporal", dataset.test_quantile is not None),
+        "valid_cutoff": ("temporal", dataset.valid_cutoff is not None),
+        "valid_quantile": ("temporal", dataset.valid_quantile is not None),
+    }
+    for key, (protocol, is_set) in protocol_keys.items():
+        if is_set and dataset.protocol != protocol:
+            raise ConfigError(
+                f"{source}: dataset.{key}: only used by protocol {protocol!r}. Received: protocol={dataset.protocol!r}"
+            )
+    if dataset.protocol == "temporal":
+        for split in ("test", "valid"):
+            cutoff, quantile = getattr(dataset, f"{split}_cutoff"), getattr(dataset, f"{split}_quantile")
+            if cutoff is not None and quantile is not None:
+                raise ConfigError(
+                    f"{source}: dataset: give either {split}_cutoff or {split}_quantile, not both. "
+                    f"Received: {split}_cutoff={cutoff:g}, {split}_quantile={quantile:g}"
+                )
+        if dataset.test_cutoff is None and dataset.test_quantile is None:
+            raise ConfigError(
+                f"{source}: dataset: protocol 'temporal' needs test_cutoff (a timestamp) or test_quantile "
+                "(a fraction of all timestamps, e.g. 0.9)"
+            )
+        if dataset.valid_cutoff is not None and dataset.test_cutoff is not None and dataset.valid_cutoff > dataset.test_cutoff:
+            raise ConfigError(
+                f"{source}: dataset: expected valid_cutoff <= test_cutoff. "
+                f"Received: valid_cutoff={dataset.valid_cutoff:g}, test_cutoff={dataset.test_cutoff:g}"
+            )
+        if (
+            dataset.valid_quantile is not None
+            and dataset.test_quantile is not None
+            and dataset.valid_quantile > dataset.test_quantile
+        ):
+            raise ConfigError(
+                f"{source}: dataset: expected valid_quantile <= test_quantile. "
+                f"Received: valid_quantile={dataset.valid_quantile:g}, test_quantile={dataset.test_quantile:g}"
+            )
+    fractions = dataset.ratio_fractions
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] <= 0:
+        raise ConfigError(
+            f"{source}: dataset.ratio_fractions: expected [train, valid, test], each >= 0, train > 0, "
+            f"summing to 1. Received: {fractions}"
+        )
+    for role, domain in (("source", dataset.source), ("target", dataset.target)):
+        if domain is None or domain.rating_range is None:
+            continue
+        if len(domain.rating_range) != 2 or domain.rating_range[0] > domain.rating_range[1]:
+            raise ConfigError(
+                f"{source}: dataset.{role}.rating_range: expected [low, high] with low <= high. "
+                f"Received: {domain.rating_range}"
+            )
 
 
 def check_name(name: str, valid: Sequence[str], *, key: str, source: str) -> None:

@@ -1,4 +1,4 @@
-"""`xdt prepare`: read → clean → split → index → write `data/<name>/` with a manifest."""
+"""`xdt prepare`: read → clean → link users → index → split → write `data/<name>/` with a manifest."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from xdt.errors import DataError
 from xdt.runs import file_sha256, write_json_atomic
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+DOMAINS = (SOURCE, TARGET)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,17 @@ class DomainFrames:
     items: pd.DataFrame | None
     drops: list[dict[str, Any]]
     inputs: dict[str, str]
+    rows_read: int = 0
+
+
+@dataclass(frozen=True)
+class IndexedFrame:
+    """Both domains with dense integer ids: users global (sorted raw ids), items per domain."""
+
+    frame: pd.DataFrame  # domain (str), user, item (int32), rating (float32), timestamp (int64, -1 unknown), split
+    users: np.ndarray
+    source_items: np.ndarray
+    target_items: np.ndarray
 
 
 def dataset_dir(config: ExperimentConfig) -> Path:
@@ -60,26 +72,27 @@ def prepare_dataset(config: ExperimentConfig, progress: Callable[[str], None] = 
         assert dataset.source is not None and dataset.target is not None
         source = read_real_domain(dataset.source, dataset)
         target = read_real_domain(dataset.target, dataset)
-    frame = pd.concat(
-        [source.interactions.assign(domain=SOURCE), target.interactions.assign(domain=TARGET)], ignore_index=True
-    )
-    progress("splitting")
-    frame, summary = apply_protocol(frame, dataset, seed=config.seed)
+    links: dict[str, Any] = {"by": "raw user id"}
+    if dataset.link_file is not None:
+        progress("linking users")
+        assert dataset.target is not None
+        target, links = link_users(source, target, Path(dataset.link_file), target_name=dataset.target.name)
     progress("indexing")
-    users = np.array(sorted(frame["user"].unique()), dtype=object)
-    source_items = np.array(sorted(frame.loc[frame["domain"] == SOURCE, "item"].unique()), dtype=object)
-    target_items = np.array(sorted(frame.loc[frame["domain"] == TARGET, "item"].unique()), dtype=object)
-    interactions = index_interactions(frame, users, source_items, target_items)
+    indexed = index_domains(source.interactions, target.interactions)
+    progress("splitting")
+    frame, summary = apply_protocol(indexed, dataset, seed=config.seed)
     progress("writing")
+    interactions = order_rows(frame)
     folder = dataset_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
-    interactions.to_parquet(folder / "interactions.parquet", index=False)
+    write_interactions(interactions, folder / "interactions.parquet")
+    users = indexed.users
     pd.DataFrame({"user": np.arange(len(users), dtype=np.int32), "raw_user": users.astype(str)}).to_parquet(
         folder / "users.parquet", index=False
     )
-    write_items(folder / "items_source.parquet", source_items, source.items)
-    write_items(folder / "items_target.parquet", target_items, target.items)
-    manifest = build_manifest(config, interactions, summary, source, target, users)
+    write_items(folder / "items_source.parquet", indexed.source_items, source.items)
+    write_items(folder / "items_target.parquet", indexed.target_items, target.items)
+    manifest = build_manifest(config, indexed, interactions, summary, source, target, links)
     write_json_atomic(folder / MANIFEST, manifest)
     return manifest
 
@@ -92,8 +105,8 @@ def read_synthetic(config: ExperimentConfig) -> tuple[DomainFrames, DomainFrames
     domains = generate(config.dataset.synthetic, config.seed)
     inputs = {"synthetic": dataset_fingerprint(config)}
     return (
-        DomainFrames(domains.source, domains.source_items, [], inputs),
-        DomainFrames(domains.target, domains.target_items, [], inputs),
+        DomainFrames(domains.source, domains.source_items, [], inputs, len(domains.source)),
+        DomainFrames(domains.target, domains.target_items, [], inputs, len(domains.target)),
     )
 
 
@@ -118,6 +131,7 @@ def read_real_domain(domain: DomainConfig, dataset: DatasetConfig) -> DomainFram
             }
         )
     frame = result.interactions
+    rows_read = len(frame) + len(result.bad_rows)
     steps: list[tuple[Callable[..., Any], dict[str, Any]]] = [(cleaning.drop_missing, {})]
     if domain.rating_range is not None:
         if len(domain.rating_range) != 2:
@@ -131,16 +145,116 @@ def read_real_domain(domain: DomainConfig, dataset: DatasetConfig) -> DomainFram
     for step, arguments in steps:
         frame, records = step(frame, domain=domain.name, **arguments)
         drops.extend(asdict(record) for record in records)
+    if frame.empty:
+        raise DataError(
+            f"dataset domain {domain.name!r}: no rows left after cleaning ({rows_read:,} read from {path}). "
+            "Check the reader, its columns option and the cleaning settings."
+        )
     inputs = {str(file): file_sha256(file) for file in result.files}
-    return DomainFrames(frame, result.items, drops, inputs)
+    return DomainFrames(frame, result.items, drops, inputs, rows_read)
 
 
-def apply_protocol(frame: pd.DataFrame, dataset: DatasetConfig, *, seed: int) -> tuple[pd.DataFrame, protocols.ProtocolSummary]:
+def read_links(path: Path) -> pd.DataFrame:
+    """A link file: `source_user,target_user` per line (comma or tab; that header optional), one-to-one."""
+    if not path.is_file():
+        raise DataError(f"dataset.link_file: file not found: {path}")
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = [value.strip() for value in line.split("\t" if "\t" in line else ",")]
+        if len(fields) != 2 or not all(fields):
+            raise DataError(
+                f"{path}:{number}: expected two columns source_user,target_user. Received: {line[:200]!r}"
+            )
+        if not pairs and fields == ["source_user", "target_user"]:
+            continue
+        pairs.append(fields)
+    links = pd.DataFrame(pairs, columns=["source_user", "target_user"], dtype=object)
+    for column in links.columns:
+        repeated = links[column][links[column].duplicated()]
+        if len(repeated):
+            raise DataError(
+                f"{path}: each user may be linked once, but {column} {repeated.iloc[0]!r} appears more than once "
+                f"({len(repeated)} repeats in that column)"
+            )
+    return links
+
+
+def link_users(
+    source: DomainFrames, target: DomainFrames, link_file: Path, *, target_name: str
+) -> tuple[DomainFrames, dict[str, Any]]:
+    """Rename target users through the link file: linked users take their source id, others become '<target>:<id>'.
+
+    Prefixing the unlinked target users keeps a raw id that happens to occur in both domains from
+    linking two different people.
+    """
+    links = read_links(link_file)
+    mapping = pd.Series(links["source_user"].to_numpy(), index=links["target_user"].to_numpy())
+    raw_target = target.interactions["user"]
+    linked = raw_target.map(mapping)
+    renamed = linked.where(linked.notna(), target_name + ":" + raw_target.astype(str))
+    source_users = set(source.interactions["user"].unique())
+    target_users = set(raw_target.unique())
+    used = links["target_user"].isin(target_users) & links["source_user"].isin(source_users)
+    facts = {
+        "by": "link file",
+        "link_file": str(link_file),
+        "link_file_sha256": file_sha256(link_file),
+        "links": int(len(links)),
+        "links_with_rows_in_both_domains": int(used.sum()),
+    }
+    inputs = {**target.inputs, str(link_file): facts["link_file_sha256"]}
+    frames = DomainFrames(
+        target.interactions.assign(user=renamed.astype(str)), target.items, target.drops, inputs, target.rows_read
+    )
+    return frames, facts
+
+
+def index_domains(source: pd.DataFrame, target: pd.DataFrame) -> IndexedFrame:
+    """Stack both domains and replace raw ids by dense indices (users sorted by raw id, items per domain)."""
+    user_codes, users = pd.factorize(pd.concat([source["user"], target["user"]], ignore_index=True), sort=True)
+    source_codes, source_items = pd.factorize(source["item"], sort=True)
+    target_codes, target_items = pd.factorize(target["item"], sort=True)
+    is_target = np.zeros(len(source) + len(target), dtype=bool)
+    is_target[len(source) :] = True
+    rating = np.concatenate([numeric(source["rating"]), numeric(target["rating"])])
+    timestamp = np.concatenate([numeric(source["timestamp"]), numeric(target["timestamp"])])
+    split = pd.Categorical(np.concatenate([split_values(source), split_values(target)]), categories=list(SPLITS))
+    frame = pd.DataFrame(
+        {
+            "domain": pd.Categorical.from_codes(is_target.astype(np.int8), categories=list(DOMAINS)),
+            "user": user_codes.astype(np.int32),
+            "item": np.concatenate([source_codes, target_codes]).astype(np.int32),
+            "rating": np.where(np.isnan(rating), 1.0, rating).astype(np.float32),  # implicit feedback: 1
+            "timestamp": np.where(np.isnan(timestamp), -1, timestamp).astype(np.int64),  # -1: unknown
+            "split": split,
+        }
+    )
+    return IndexedFrame(frame, np.asarray(users, dtype=object), np.asarray(source_items, dtype=object), np.asarray(target_items, dtype=object))
+
+
+def numeric(values: pd.Series) -> np.ndarray:
+    """A float64 array of a numeric column, NaN where it has no value."""
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def split_values(frame: pd.DataFrame) -> np.ndarray:
+    """The reader's split column as an object array ("" where the format carries no split)."""
+    if "split" not in frame.columns:
+        return np.full(len(frame), "", dtype=object)
+    return frame["split"].fillna("").to_numpy(dtype=object)
+
+
+def apply_protocol(indexed: IndexedFrame, dataset: DatasetConfig, *, seed: int) -> tuple[pd.DataFrame, protocols.ProtocolSummary]:
     """Assign train/valid/test to every row with the configured protocol."""
+    frame = indexed.frame
     if dataset.protocol == "given":
-        return protocols.split_given(frame)
+        return protocols.split_given(frame, given_valid=dataset.given_valid, seed=seed)
     if dataset.protocol == "cold_users":
-        test_users = read_user_list(Path(dataset.test_users_file)) if dataset.test_users_file else None
+        test_users = None
+        if dataset.test_users_file:
+            test_users = index_test_users(read_user_list(Path(dataset.test_users_file)), indexed)
         return protocols.split_cold_users(
             frame,
             cold_fraction=dataset.cold_fraction,
@@ -151,7 +265,17 @@ def apply_protocol(frame: pd.DataFrame, dataset: DatasetConfig, *, seed: int) ->
         )
     if dataset.protocol == "leave_one_out":
         return protocols.split_leave_one_out(frame, seed=seed)
-    raise DataError(f"dataset.protocol: {dataset.protocol!r} is not implemented yet. Use given, cold_users or leave_one_out.")
+    if dataset.protocol == "temporal":
+        return protocols.split_temporal(
+            frame.assign(timestamp=frame["timestamp"].where(frame["timestamp"] >= 0)),
+            test_cutoff=dataset.test_cutoff,
+            test_quantile=dataset.test_quantile,
+            valid_cutoff=dataset.valid_cutoff,
+            valid_quantile=dataset.valid_quantile,
+        )
+    if dataset.protocol == "ratio":
+        return protocols.split_ratio(frame, fractions=dataset.ratio_fractions, seed=seed)
+    raise DataError(f"dataset.protocol: unknown protocol {dataset.protocol!r}")
 
 
 def read_user_list(path: Path) -> list[str]:
@@ -161,26 +285,55 @@ def read_user_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def index_interactions(frame: pd.DataFrame, users: np.ndarray, source_items: np.ndarray, target_items: np.ndarray) -> pd.DataFrame:
-    """Replace raw ids by dense integer indices (users global, items per domain)."""
-    user_index = pd.Index(users)
-    is_source = (frame["domain"] == SOURCE).to_numpy()
-    item = np.empty(len(frame), dtype=np.int32)
-    item[is_source] = pd.Index(source_items).get_indexer(frame.loc[is_source, "item"])
-    item[~is_source] = pd.Index(target_items).get_indexer(frame.loc[~is_source, "item"])
-    rating = pd.to_numeric(frame["rating"], errors="coerce").astype("float32").fillna(1.0)
-    timestamp = pd.to_numeric(frame["timestamp"], errors="coerce").astype("float64").fillna(-1).astype("int64")
-    indexed = pd.DataFrame(
+def index_test_users(raw_test_users: list[str], indexed: IndexedFrame) -> list[int]:
+    """Indices of the given cold-start test users, which must be overlapping users."""
+    codes = pd.Index(indexed.users).get_indexer(raw_test_users)
+    overlap = set(protocols.overlapping_users(indexed.frame).tolist())
+    not_overlapping = [user for user, code in zip(raw_test_users, codes) if code < 0 or code not in overlap]
+    if not_overlapping:
+        raise DataError(
+            f"dataset.test_users_file: {len(not_overlapping)} of the {len(raw_test_users)} test users are not "
+            f"users of both domains, e.g. {not_overlapping[:5]}"
+        )
+    return sorted(set(codes.tolist()))
+
+
+def order_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by domain, user, time, item; domain as `is_target`, split as int8 codes into SPLITS."""
+    is_target = (frame["domain"] == TARGET).to_numpy()
+    user_key = frame["user"].to_numpy().astype(np.int64) + is_target * np.int64(1 << 32)
+    order = np.lexsort((frame["item"].to_numpy(), frame["timestamp"].to_numpy(), user_key))
+    return pd.DataFrame(
         {
-            "domain": frame["domain"].to_numpy(),
-            "user": user_index.get_indexer(frame["user"]).astype(np.int32),
-            "item": item,
-            "rating": rating.to_numpy(),
-            "timestamp": timestamp.to_numpy(),
-            "split": frame["split"].to_numpy(),
+            "is_target": is_target[order],
+            "user": frame["user"].to_numpy()[order],
+            "item": frame["item"].to_numpy()[order],
+            "rating": frame["rating"].to_numpy()[order],
+            "timestamp": frame["timestamp"].to_numpy()[order],
+            "split": protocols.split_codes(frame)[order],
         }
     )
-    return indexed.sort_values(["domain", "user", "timestamp", "item"], kind="mergesort").reset_index(drop=True)
+
+
+def write_interactions(ordered: pd.DataFrame, path: Path) -> None:
+    """interactions.parquet: domain, user, item, rating, timestamp, split (domain and split as text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def text(codes: np.ndarray, names: tuple[str, ...]) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), pa.array(names)).cast(pa.string())
+
+    table = pa.table(
+        {
+            "domain": text(ordered["is_target"].to_numpy(), DOMAINS),
+            "user": pa.array(ordered["user"].to_numpy(np.int32)),
+            "item": pa.array(ordered["item"].to_numpy(np.int32)),
+            "rating": pa.array(ordered["rating"].to_numpy(np.float32)),
+            "timestamp": pa.array(ordered["timestamp"].to_numpy(np.int64)),
+            "split": text(ordered["split"].to_numpy(), SPLITS),
+        }
+    )
+    pq.write_table(table, path)
 
 
 def write_items(path: Path, raw_items: np.ndarray, items: pd.DataFrame | None) -> None:
@@ -192,57 +345,81 @@ def write_items(path: Path, raw_items: np.ndarray, items: pd.DataFrame | None) -
     frame.to_parquet(path, index=False)
 
 
+def split_counts(users: np.ndarray, items: np.ndarray, other_domain_users: np.ndarray, train_users: np.ndarray) -> dict[str, Any]:
+    """Users, items, rows, density, overlapping users and cold-start users of one domain's split.
+
+    `other_domain_users` and `train_users` are boolean masks over all user indices.
+    """
+    present = np.zeros(len(other_domain_users), dtype=bool)
+    present[users] = True
+    n_users, n_items = int(present.sum()), int(len(np.unique(items)))
+    return {
+        "users": n_users,
+        "items": n_items,
+        "rows": int(len(users)),
+        "density": float(len(users) / (n_users * n_items)) if n_users and n_items else 0.0,
+        "overlap_users": int((present & other_domain_users).sum()),
+        "cold_users": int((present & ~train_users).sum()),
+    }
+
+
 def build_manifest(
     config: ExperimentConfig,
+    indexed: IndexedFrame,
     interactions: pd.DataFrame,
     summary: protocols.ProtocolSummary,
     source: DomainFrames,
     target: DomainFrames,
-    users: np.ndarray,
+    links: dict[str, Any],
 ) -> dict[str, Any]:
     """Counts per domain and split, cohorts, overlap, drops, input hashes and the config used."""
+    dataset = config.dataset
+    names = {SOURCE: dataset.source.name, TARGET: dataset.target.name} if dataset.source and dataset.target else {}
+    is_target = interactions["is_target"].to_numpy()
+    split = interactions["split"].to_numpy()
+    user = interactions["user"].to_numpy()
+    item = interactions["item"].to_numpy()
+    n_users = len(indexed.users)
+    in_domain = {SOURCE: ~is_target, TARGET: is_target}
+    domain_users = {domain: np.bincount(user[mask], minlength=n_users) > 0 for domain, mask in in_domain.items()}
     domains = {}
-    for domain, n_items in ((SOURCE, interactions.loc[interactions["domain"] == SOURCE, "item"].max() + 1),
-                            (TARGET, interactions.loc[interactions["domain"] == TARGET, "item"].max() + 1)):
-        rows = interactions[interactions["domain"] == domain]
-        per_split = {}
-        for split in SPLITS:
-            part = rows[rows["split"] == split]
-            n_users = int(part["user"].nunique())
-            n_part_items = int(part["item"].nunique())
-            per_split[split] = {
-                "users": n_users,
-                "items": n_part_items,
-                "rows": int(len(part)),
-                "density": float(len(part) / (n_users * n_part_items)) if n_users and n_part_items else 0.0,
-            }
+    for domain, frames in ((SOURCE, source), (TARGET, target)):
+        mask = in_domain[domain]
+        other_users = domain_users[TARGET if domain == SOURCE else SOURCE]
+        train_users = np.bincount(user[mask & (split == 0)], minlength=n_users) > 0
         domains[domain] = {
-            "name": (config.dataset.source.name if domain == SOURCE else config.dataset.target.name)
-            if config.dataset.source is not None and config.dataset.target is not None
-            else domain,
-            "users": int(rows["user"].nunique()),
-            "items": int(n_items),
-            "rows": int(len(rows)),
-            "splits": per_split,
+            "name": names.get(domain, domain),
+            "users": int(domain_users[domain].sum()),
+            "items": int(len(indexed.source_items if domain == SOURCE else indexed.target_items)),
+            "rows": int(mask.sum()),
+            "rows_read": int(frames.rows_read),
+            "overlap_users": int((domain_users[domain] & other_users).sum()),
+            "splits": {
+                name: split_counts(user[mask & (split == code)], item[mask & (split == code)], other_users, train_users)
+                for code, name in enumerate(SPLITS)
+            },
         }
     content = hashlib.sha256()
     for column in ("user", "item", "rating", "timestamp"):
         content.update(np.ascontiguousarray(interactions[column].to_numpy()).tobytes())
-    content.update("".join(interactions["domain"].str[0] + interactions["split"].str[0]).encode())
+    content.update(is_target.tobytes())
+    content.update(split.astype(np.int8).tobytes())
     return {
         "format_version": FORMAT_VERSION,
-        "name": config.dataset.name,
+        "name": dataset.name,
         "fingerprint": dataset_fingerprint(config),
         "content_hash": content.hexdigest()[:16],
         "protocol": summary.name,
+        "protocol_details": summary.details,
         "seed": config.seed,
-        "users": int(len(users)),
+        "users": int(len(indexed.users)),
         "overlap_users": summary.overlap_users,
+        "user_links": links,
         "cold_test_users": len(summary.cold_test_users),
         "cold_valid_users": len(summary.cold_valid_users),
         "users_too_short_for_holdout": summary.users_too_short_for_holdout,
         "domains": domains,
         "drops": source.drops + target.drops,
         "inputs": {**source.inputs, **target.inputs},
-        "config": asdict(config.dataset),
+        "config": asdict(dataset),
     }

@@ -14,6 +14,7 @@ from xdt.data.readers.tables import (
     Table,
     interactions_from_table,
     items_from_table,
+    read_delimited_interactions_fast,
     read_delimited_table,
     read_json_lines_table,
     read_parquet_table,
@@ -42,6 +43,11 @@ def read_csv(path: Path, domain: str | None, options: Mapping[str, Any], on_bad_
     def load(file: Path) -> Table:
         return read_delimited_table(file, delimiter, header, encoding)
 
+    if path.is_file() and not {"items_path", "items_columns"} & set(options):
+        # A clean file is parsed by pyarrow (much faster); anything unusual goes the careful way.
+        frame = read_delimited_interactions_fast(path, delimiter, header, encoding, options.get("columns"))
+        if frame is not None:
+            return ReadResult(frame, None, [], [path])
     return _read_mapped("csv", path, options, on_bad_rows, load)
 
 

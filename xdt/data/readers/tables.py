@@ -74,6 +74,76 @@ def read_delimited_table(
     return Table(file, names, lines, text_of, column, bad_rows, width=expected or 0)
 
 
+FAST_ENCODINGS = ("utf-8", "utf8")
+FAST_TYPES = {"user": "string", "item": "string", "rating": "float64", "timestamp": "int64"}
+
+
+def read_delimited_interactions_fast(
+    path: Path, delimiter: str, header: bool, encoding: str, mapping: Mapping[str, ColumnKey] | None
+) -> pd.DataFrame | None:
+    """The standard frame of a clean delimited file, parsed by pyarrow; None when the file needs the careful reader.
+
+    Only a file whose every row the careful reader would accept unchanged takes this path: any
+    row with a wrong field count, an unparseable or non-finite number, a blank user or item, or
+    any other surprise returns None, and `read_delimited_table` then finds and reports it with its
+    line number. Column errors (unknown names, no header) are raised as the careful reader raises them.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+
+    if encoding.lower() not in FAST_ENCODINGS or path.suffix not in ("", ".csv", ".tsv", ".txt", ".gz", ".dat"):
+        return None
+    with open_text(path, encoding) as handle:
+        first_line = handle.readline()
+    first_row = next(csv.reader([first_line], delimiter=delimiter), [])
+    if not first_line.strip() or not any(value.strip() for value in first_row):
+        return None
+    names = [name.strip() for name in first_row] if header else None
+    probe = Table(str(path), names, [], str, lambda key: [], width=len(first_row))
+    columns = resolve_columns(probe, mapping, ("user", "item"), ("rating", "timestamp"), "columns")
+    if len(set(columns.values())) != len(columns):
+        return None
+    positions = {name: (names.index(key) if isinstance(key, str) and names is not None else key) for name, key in columns.items()}
+    raw_names = [f"c{position}" for position in range(len(first_row))]
+    types = {f"c{positions[name]}": getattr(pa, FAST_TYPES[name])() for name in positions}
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=raw_names, skip_rows=1 if header else 0),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types, include_columns=list(types), null_values=[""], strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    values = {name: table.column(f"c{position}") for name, position in positions.items()}
+    for name in ("user", "item"):
+        if values[name].null_count or pc.any(pc.utf8_is_space(values[name])).as_py():
+            return None
+    if "rating" in values and pc.any(pc.invert(pc.is_finite(values["rating"]))).as_py():
+        return None  # inf or nan, which the careful reader reports as a bad row
+    size = table.num_rows
+    rating = values["rating"].to_numpy() if "rating" in values else None
+    timestamp = (
+        values["timestamp"].to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
+        if "timestamp" in values
+        else None
+    )
+    return pd.DataFrame(
+        {
+            "user": values["user"].to_pandas().astype("str"),
+            "item": values["item"].to_pandas().astype("str"),
+            "rating": pd.Series(rating if rating is not None else float("nan"), index=range(size), dtype="float64"),
+            "timestamp": pd.Series(timestamp if timestamp is not None else pd.NA, index=range(size), dtype="Int64"),
+            "split": pd.Series("", index=range(size), dtype="str"),
+        },
+        columns=["user", "item", "rating", "timestamp", "split"],
+    )
+
+
 def parse_json_object(text: str) -> dict[str, Any]:
     """Parse one JSON object; also accepts the Python-literal lines of the 2014 Amazon metadata."""
     try:
