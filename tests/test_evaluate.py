@@ -24,7 +24,7 @@ def test_rank_items_matches_reference_with_masking_and_batches() -> None:
     scores = rng.standard_normal((n_users, n_items)).astype(np.float32)
     seen = sparse.random(n_users, n_items, density=0.2, format="csr", random_state=1)
     relevant = sparse.random(n_users, n_items, density=0.15, format="csr", random_state=2) - seen.multiply(1e9)
-    relevant = sparse.csr_matrix(relevant > 0)
+    relevant = sparse.lil_matrix(relevant > 0)
     for user in range(n_users):
         if relevant[user].nnz == 0:
             unseen = np.setdiff1d(np.arange(n_items), seen[user].indices)

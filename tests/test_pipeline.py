@@ -37,6 +37,7 @@ def test_run_writes_complete_run_directories(tmp_path: Path) -> None:
         assert per_user["ndcg@10"].mean() == pytest.approx(results["test"]["all"]["ndcg@10"])
     epochs = [line for line in outcome.transfer_runs["finetune"].metrics_history() if line["stage"] == "finetune"]
     assert [line["epoch"] for line in epochs] == list(range(1, len(epochs) + 1))
+    assert list((outcome.transfer_runs["finetune"].path / "tensorboard" / "finetune").glob("events.out.tfevents.*"))
     manifest = json.loads((tmp_path / "data" / "tiny" / "manifest.json").read_text())
     # 600 users, 60% overlap = 360 overlapping users; 25% of them are cold-start test users, 10% cold valid.
     assert manifest["overlap_users"] == 360 and manifest["cold_test_users"] == 90 and manifest["cold_valid_users"] == 36

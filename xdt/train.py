@@ -128,6 +128,7 @@ def fit_pairwise(
         if state.checkpoint:
             restore_checkpoint(model, run.checkpoints / state.checkpoint)
     kill_after = os.environ.get(KILL_AFTER_EPOCH_VARIABLE)
+    summaries = tf.summary.create_file_writer(str(run.path / "tensorboard" / stage))
     while state.epoch < training.epochs and not state.stopped_early:
         epoch = state.epoch + 1
         if epoch - 1 == freeze_user_epochs and freeze_user_epochs > 0:
@@ -165,6 +166,11 @@ def fit_pairwise(
         if score is not None:
             record["valid_score"] = score
         run.append_metrics(record)
+        with summaries.as_default(step=epoch):
+            tf.summary.scalar("loss", loss)
+            if score is not None:
+                tf.summary.scalar("valid_score", score)
+        summaries.flush()
         on_epoch(EpochReport(stage, epoch, training.epochs, loss, score, seconds))
         if kill_after is not None and int(kill_after) == epoch:
             os.kill(os.getpid(), signal.SIGKILL)
