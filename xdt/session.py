@@ -13,6 +13,7 @@ from xdt.data.prepare import dataset_dir, dataset_fingerprint
 from xdt.errors import DataError, XdtError
 from xdt.models.emcdr import EmbeddingMapping, EmcdrModel
 from xdt.models.matrix_factorization import MatrixFactorization
+from xdt.models.neighbourhood import NeighbourhoodModel
 from xdt.models.popularity import Popularity
 from xdt.runs import RunDirectory, environment_record
 from xdt.train import describe_strategy
@@ -23,6 +24,7 @@ SERIALISABLE_MODELS = {
     "xdt>Popularity": Popularity,
     "xdt>EmcdrModel": EmcdrModel,
     "xdt>EmbeddingMapping": EmbeddingMapping,
+    "xdt>NeighbourhoodModel": NeighbourhoodModel,
 }
 
 

@@ -28,6 +28,10 @@ METHODS: dict[str, MethodEntry] = {
     entry.name: entry
     for entry in (
         MethodEntry("popularity", "xdt.methods.popularity", "target-only: items ranked by training count", False),
+        MethodEntry("itemknn", "xdt.methods.itemknn", "target-only: item-item cosine neighbourhood (sparse)", False),
+        MethodEntry(
+            "xknn", "xdt.methods.xknn", "cross-domain item cosine over overlapping users; source history → target items", True
+        ),
         MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False),
         MethodEntry(
             "finetune", "xdt.methods.finetune", "target MF initialised from the source user embeddings", True

@@ -1,0 +1,354 @@
+"""Quality benchmark: every method on every shared dataset, full ranking, next to PEERS.md's references.
+
+    .venv/bin/python bench/quality.py                     # all datasets, default methods, 1 seed
+    .venv/bin/python bench/quality.py --seeds 3 --methods popularity,itemknn,xknn --datasets cdrib-game-video
+
+For each dataset and seed: prepare (cached under bench/results/work/data) → pretrain the source
+model → transfer each method → `xdt.evaluate.evaluate_run` (full ranking over all target items,
+the user's own target training items excluded). Writes bench/results/quality.md and
+quality.json: methods × datasets × cohorts × metrics (mean ± std over seeds), wall time per
+method (transfer + evaluation) and per training epoch (from metrics.jsonl), and the PEERS.md
+reference values in the same rows. Needs ../shared/data (skips a dataset whose folders are
+missing, with a message). Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr")
+DEFAULT_METHODS = ("popularity", "itemknn", "xknn", "target_mf", "finetune", "emcdr")
+
+# Learned-method settings per dataset family, chosen on the validation split (CDRIB) or kept
+# fixed (DisenCDR has no validation file: given_valid none keeps PEERS.md's training rows, so
+# training runs a fixed number of epochs and never looks at test). See bench/README.md.
+TRAINING = {
+    "cdrib": {
+        "pretrain": {"embedding_dim": 64, "epochs": 20, "batch_size": 1024, "optimizer": {"name": "adam", "learning_rate": 0.005}},
+        "transfer": {
+            "embedding_dim": 64,
+            "epochs": 20,
+            "batch_size": 1024,
+            "patience": 3,
+            "optimizer": {"name": "adam", "learning_rate": 0.005},
+            "mapping": "mlp",
+            "mapping_epochs": 300,
+        },
+    },
+    "disencdr": {
+        "pretrain": {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "optimizer": {"name": "adam", "learning_rate": 0.005}},
+        "transfer": {
+            "embedding_dim": 64,
+            "epochs": 15,
+            "batch_size": 1024,
+            "patience": 3,
+            "optimizer": {"name": "adam", "learning_rate": 0.005},
+            "mapping": "mlp",
+            "mapping_epochs": 300,
+        },
+    },
+}
+
+
+def domain(name: str, reader: str, folder: str) -> dict[str, Any]:
+    """A dataset.source/target section."""
+    return {"name": name, "reader": reader, "path": str(SHARED / folder)}
+
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "cdrib-game-video": {
+        "family": "cdrib",
+        "cohort": "cold",
+        "source": domain("game", "cdrib", "cdrib/game_video"),
+        "target": domain("video", "cdrib", "cdrib/video_game"),
+    },
+    "cdrib-video-game": {
+        "family": "cdrib",
+        "cohort": "cold",
+        "source": domain("video", "cdrib", "cdrib/video_game"),
+        "target": domain("game", "cdrib", "cdrib/game_video"),
+    },
+    "disencdr-sport-phone": {
+        "family": "disencdr",
+        "cohort": "all",
+        "source": domain("sport", "disencdr", "disencdr/sport_phone"),
+        "target": domain("phone", "disencdr", "disencdr/phone_sport"),
+    },
+    "disencdr-phone-sport": {
+        "family": "disencdr",
+        "cohort": "all",
+        "source": domain("phone", "disencdr", "disencdr/phone_sport"),
+        "target": domain("sport", "disencdr", "disencdr/sport_phone"),
+    },
+}
+
+# ../shared/benchmarks/PEERS.md (CDRIB: cold-start test users; DisenCDR: all test.txt rows).
+PEERS: dict[tuple[str, str], dict[str, float]] = {
+    ("cdrib-game-video", "popularity"): {"ndcg@10": 0.0275, "recall@10": 0.0248, "hr@10": 0.1296},
+    ("cdrib-game-video", "xknn"): {"ndcg@10": 0.0483, "recall@10": 0.0368, "hr@10": 0.1713},
+    ("cdrib-video-game", "popularity"): {"ndcg@10": 0.0082, "recall@10": 0.0073, "hr@10": 0.0519},
+    ("cdrib-video-game", "xknn"): {"ndcg@10": 0.0298, "recall@10": 0.0272, "hr@10": 0.0802},
+    ("disencdr-sport-phone", "popularity"): {"hr@10": 0.0363, "ndcg@10": 0.0169, "mrr": 0.0157},
+    ("disencdr-sport-phone", "itemknn"): {"hr@10": 0.0393, "ndcg@10": 0.0232, "mrr": 0.0220},
+    ("disencdr-phone-sport", "popularity"): {"hr@10": 0.0227, "ndcg@10": 0.0127, "mrr": 0.0125},
+    ("disencdr-phone-sport", "itemknn"): {"hr@10": 0.0195, "ndcg@10": 0.0120, "mrr": 0.0124},
+}
+
+
+def build_config(name: str, spec: dict[str, Any], seed: int, methods: list[str], work: Path) -> Any:
+    """An ExperimentConfig for one dataset and seed (data prepared once per seed under `work`)."""
+    from xdt.config import config_from_dict
+
+    training = TRAINING[spec["family"]]
+    raw = {
+        "experiment": f"quality-{name}",
+        "seed": seed,
+        "dataset": {"name": f"{name}-seed{seed}", "source": spec["source"], "target": spec["target"], "protocol": "given"},
+        "pretrain": training["pretrain"],
+        "transfer": {**training["transfer"], "methods": methods},
+        "evaluate": {"ks": [10], "batch_size": 512},
+        "runtime": {"strategy": "default", "data_dir": str(work / "data"), "runs_dir": str(work / "runs")},
+    }
+    return config_from_dict(raw, source=f"bench/quality.py:{name}")
+
+
+def peers_protocol(run_path: Path) -> dict[str, float]:
+    """Test metrics with PEERS.md's exclusion: only the user's target TRAIN items are masked.
+
+    xdt's `evaluate_model` masks train + valid items at test time; in CDRIB most cold-start test
+    users also have (different) rows in valid.txt, which PEERS.md does not mask. Same ranking
+    code (`rank_items`), only the seen matrix differs.
+    """
+    from xdt.data.protocols import TARGET
+    from xdt.evaluate import csr_rows, rank_items
+    from xdt.metrics import hit_matrix, ranking_metrics_at_k, reciprocal_rank
+    from xdt.runs import RunDirectory
+    from xdt.session import load_model, load_run_config, open_dataset
+
+    run = RunDirectory(run_path)
+    dataset = open_dataset(load_run_config(run))
+    model = load_model(run)
+    users = dataset.evaluation_users("test")
+    relevant = dataset.interaction_matrix(TARGET, "test")
+    seen = dataset.interaction_matrix(TARGET, "train")
+    ranking = rank_items(model.score_all, users, seen=seen, relevant=relevant, k=10, batch_size=512)
+    lists = csr_rows(relevant, users)
+    metrics = ranking_metrics_at_k(hit_matrix(ranking.top_items, lists), np.array([len(items) for items in lists]), [10])
+    cold = dataset.target_train_counts[users] == 0
+    chosen = cold if cold.any() else np.ones(len(users), dtype=bool)  # CDRIB: cold users; DisenCDR: all
+    values = {**metrics, "mrr": reciprocal_rank(ranking.best_relevant_rank)}
+    return {metric: float(values[metric][chosen].mean()) for metric in METRICS}
+
+
+def epoch_seconds(run_path: Path) -> float | None:
+    """Mean seconds of the training epochs recorded in a run's metrics.jsonl."""
+    file = run_path / "metrics.jsonl"
+    if not file.is_file():
+        return None
+    seconds = [record["seconds"] for record in map(json.loads, file.read_text().splitlines()) if "epoch" in record and "seconds" in record]
+    return float(np.mean(seconds)) if seconds else None
+
+
+def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list[int], work: Path) -> dict[str, Any]:
+    """Every method and seed on one dataset: metrics by cohort, timings."""
+    from xdt.data.prepare import is_up_to_date, prepare_dataset
+    from xdt.evaluate import evaluate_run
+    from xdt.models.registry import get_method
+    from xdt.pretrain import pretrain_source
+    from xdt.transfer import transfer_method
+
+    outcome: dict[str, Any] = {"seeds": seeds, "methods": {}, "pretrain": []}
+    # xknn reads the source rows, not the pretrained source model.
+    needs_source_training = any(get_method(method).uses_source and method != "xknn" for method in methods)
+    for seed in seeds:
+        config = build_config(name, spec, seed, methods, work)
+        if not needs_source_training:
+            # Baselines only: the parent pretrain run is required by `transfer` but never used.
+            from dataclasses import replace
+
+            config = replace(config, pretrain=replace(config.pretrain, epochs=1))
+        text = json.dumps(config.to_dict())
+        started = time.perf_counter()
+        if not is_up_to_date(config):
+            prepare_dataset(config)
+        prepare_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        pretrain_run = pretrain_source(config, config_text=text)
+        outcome["pretrain"].append(
+            {"seed": seed, "seconds": time.perf_counter() - started, "epoch_seconds": epoch_seconds(pretrain_run.path), "prepare_seconds": prepare_seconds}
+        )
+        for method in methods:
+            started = time.perf_counter()
+            run = transfer_method(config, method, parent=pretrain_run, config_text=text)
+            trained = time.perf_counter() - started
+            results = evaluate_run(run)
+            total = time.perf_counter() - started
+            test = results["test"]
+            cohorts = {"all": test["all"], **test["cohorts"]}
+            record = {
+                "seed": seed,
+                "run": str(run.path),
+                "train_seconds": trained,
+                "seconds": total,
+                "epoch_seconds": epoch_seconds(run.path),
+                "cohorts": {cohort: {key: value for key, value in values.items() if key in METRICS or key == "users"} for cohort, values in cohorts.items()},
+                "valid": results.get("valid", {}).get("all"),
+            }
+            if (name, method) in PEERS:
+                record["peers_protocol"] = peers_protocol(run.path)
+            outcome["methods"].setdefault(method, []).append(record)
+            main = cohorts.get(spec["cohort"], test["all"])
+            print(
+                f"  {name} seed {seed} {method:<11} {spec['cohort']}: "
+                + " ".join(f"{metric} {main[metric]:.4f}" for metric in METRICS)
+                + f"  ({total:.1f}s)",
+                flush=True,
+            )
+    return outcome
+
+
+def summarise(outcome: dict[str, Any]) -> dict[str, Any]:
+    """Mean and std over seeds of every metric and timing."""
+    summary = {}
+    for method, records in outcome["methods"].items():
+        cohorts = {}
+        for cohort in records[0]["cohorts"]:
+            values = {metric: [record["cohorts"][cohort][metric] for record in records] for metric in METRICS}
+            cohorts[cohort] = {
+                "users": records[0]["cohorts"][cohort]["users"],
+                **{metric: {"mean": float(np.mean(v)), "std": float(np.std(v))} for metric, v in values.items()},
+            }
+        epochs = [record["epoch_seconds"] for record in records if record["epoch_seconds"] is not None]
+        reproduced = [record["peers_protocol"] for record in records if "peers_protocol" in record]
+        summary[method] = {
+            "peers_protocol": {metric: float(np.mean([r[metric] for r in reproduced])) for metric in METRICS} if reproduced else None,
+            "cohorts": cohorts,
+            "seconds": float(np.mean([record["seconds"] for record in records])),
+            "epoch_seconds": float(np.mean(epochs)) if epochs else None,
+        }
+    return summary
+
+
+def markdown(all_results: dict[str, Any]) -> str:
+    """The comparison table: one row per dataset × method × cohort, PEERS.md values alongside."""
+    lines = [
+        "# Quality benchmark (full ranking, target test split)",
+        "",
+        "Mean ± std over seeds; `peers` = ../shared/benchmarks/PEERS.md on the same cohort (CDRIB: cold-start",
+        "test users; DisenCDR: all test.txt rows). Seconds = transfer + evaluation per method and seed;",
+        "s/epoch = mean training epoch (target stage) from metrics.jsonl.",
+        "",
+        "| dataset | method | cohort | users | NDCG@10 | Recall@10 | HR@10 | MRR | peers NDCG/Recall/HR/MRR | s | s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, payload in all_results["datasets"].items():
+        if "skipped" in payload:
+            lines.append(f"| {name} | — | skipped: {payload['skipped']} | | | | | | | | |")
+            continue
+        for method, values in payload["summary"].items():
+            for cohort, metrics in values["cohorts"].items():
+                if cohort != payload["cohort"] and not (cohort == "warm" and payload["cohort"] == "cold"):
+                    continue
+                peers = PEERS.get((name, method)) if cohort == payload["cohort"] else None
+                peer_text = "/".join(f"{peers[m]:.4f}" if m in peers else "–" for m in METRICS) if peers else ""
+                cells = [
+                    f"{metrics[m]['mean']:.4f}" + (f" ± {metrics[m]['std']:.4f}" if len(payload["seeds"]) > 1 else "") for m in METRICS
+                ]
+                epoch = f"{values['epoch_seconds']:.2f}" if values["epoch_seconds"] is not None else ""
+                lines.append(
+                    f"| {name} | {method} | {cohort} | {metrics['users']} | " + " | ".join(cells) + f" | {peer_text} | {values['seconds']:.1f} | {epoch} |"
+                )
+    lines += [
+        "",
+        "## Reproduction of PEERS.md (xdt ranking code, PEERS.md's exclusion: target train items only)",
+        "",
+        "| dataset | method | NDCG@10 | Recall@10 | HR@10 | MRR | PEERS NDCG/Recall/HR/MRR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, payload in all_results["datasets"].items():
+        for method, values in payload.get("summary", {}).items():
+            if values.get("peers_protocol"):
+                peers = PEERS[(name, method)]
+                lines.append(
+                    f"| {name} | {method} | "
+                    + " | ".join(f"{values['peers_protocol'][m]:.4f}" for m in METRICS)
+                    + " | "
+                    + "/".join(f"{peers[m]:.4f}" if m in peers else "–" for m in METRICS)
+                    + " |"
+                )
+    pretrain = [
+        f"- {name}: pretrain {np.mean([p['seconds'] for p in payload['pretrain']]):.1f}s "
+        f"({np.mean([p['epoch_seconds'] or 0 for p in payload['pretrain']]):.2f} s/epoch)"
+        for name, payload in all_results["datasets"].items()
+        if "pretrain" in payload
+    ]
+    lines += ["", "Source pretraining (shared by the transfer methods of a dataset and seed):", *pretrain, ""]
+    lines += [f"Settings: {json.dumps(all_results['settings'])}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, write bench/results/quality.{md,json}."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registry names")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (2022, 2023, ...); 3 for the issue's bar")
+    parser.add_argument("--output", default=str(RESULTS / "quality"), help="output path without suffix")
+    parser.add_argument("--work", default=str(RESULTS / "work"), help="prepared data and runs")
+    arguments = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    methods = [method.strip() for method in arguments.methods.split(",") if method.strip()]
+    names = [name.strip() for name in arguments.datasets.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DATASETS]
+    if unknown:
+        print(f"Unknown dataset(s) {unknown}. Available: {', '.join(DATASETS)}", file=sys.stderr)
+        return 2
+    from xdt.models.registry import get_method
+
+    for method in methods:
+        get_method(method)
+    seeds = [2022 + index for index in range(arguments.seeds)]
+    work = Path(arguments.work)
+    all_results: dict[str, Any] = {
+        "settings": {"methods": methods, "seeds": seeds, "training": {name: TRAINING[DATASETS[name]["family"]] for name in names}},
+        "datasets": {},
+    }
+    started = time.perf_counter()
+    for name in names:
+        spec = DATASETS[name]
+        missing = [section["path"] for section in (spec["source"], spec["target"]) if not Path(section["path"]).is_dir()]
+        if missing:
+            print(f"skip {name}: shared data not found at {', '.join(missing)}", flush=True)
+            all_results["datasets"][name] = {"skipped": f"missing {', '.join(missing)}"}
+            continue
+        print(f"{name}: methods {', '.join(methods)}; seeds {seeds}", flush=True)
+        outcome = run_dataset(name, spec, methods, seeds, work)
+        all_results["datasets"][name] = {
+            **outcome,
+            "cohort": spec["cohort"],
+            "summary": summarise(outcome),
+            "peers": {method: PEERS[(name, method)] for method in methods if (name, method) in PEERS},
+        }
+    all_results["total_seconds"] = time.perf_counter() - started
+    output = Path(arguments.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(all_results, indent=2, sort_keys=True))
+    output.with_suffix(".md").write_text(markdown(all_results))
+    print(markdown(all_results))
+    print(f"wrote {output.with_suffix('.md')} and .json ({all_results['total_seconds']:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
