@@ -56,18 +56,23 @@ def best_values(results_by_method: dict[str, dict[str, Any]], metrics: Sequence[
 
 def manifest_table(manifest: dict[str, Any]) -> Table:
     """Users, items, rows and density per domain and split."""
-    table = Table(title=f"Prepared dataset {manifest['name']} (protocol {manifest['protocol']})")
-    for column in ("domain", "split", "users", "items", "rows", "density"):
+    table = Table(
+        title=f"Prepared dataset {manifest['name']} (protocol {manifest['protocol']})",
+        caption="overlap = users with rows in both domains; cold = users without target training rows",
+    )
+    for column in ("domain", "split", "users", "items", "rows", "density", "overlap", "cold"):
         table.add_column(column, justify="left" if column in ("domain", "split") else "right")
     for domain, facts in manifest["domains"].items():
         for index, (split, counts) in enumerate(facts["splits"].items()):
             table.add_row(
-                f"{domain} ({facts['name']})" if index == 0 else "",
+                (domain if facts["name"] == domain else f"{domain}: {facts['name']}") if index == 0 else "",
                 split,
                 f"{counts['users']:,}",
                 f"{counts['items']:,}",
                 f"{counts['rows']:,}",
                 f"{counts['density']:.5f}",
+                f"{counts.get('overlap_users', 0):,}",
+                f"{counts.get('cold_users', 0):,}",
                 end_section=index == len(facts["splits"]) - 1,
             )
     return table
