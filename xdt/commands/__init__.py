@@ -1,0 +1,1 @@
+"""Groups of CLI commands that register themselves on the `xdt` Typer app (see `analysis.register`)."""
