@@ -50,7 +50,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--negatives", type=int, default=512)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--negative-sampler", choices=("uniform", "in_batch"), default="in_batch")
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--adaptor-experts", type=int, default=4)
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
@@ -172,9 +174,10 @@ class SequentialBench:
             learning_rate=self.arguments.learning_rate,
             loss="sampled",
             negatives=self.arguments.negatives,
+            negative_sampler=self.arguments.negative_sampler,
             freeze=("blocks", "positions") if freeze else (),
             freeze_epochs=self.arguments.freeze_epochs if freeze else 0,
-            patience=1,
+            patience=self.arguments.patience,
             seed=seed,
         )
 
@@ -376,7 +379,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"Full ranking over all Kitchen items, test users whose held-out item is a Kitchen item; seeds {settings['seeds']}; "
         f"width {settings['width']}, {settings['layers']} layers, {settings['heads']} heads, max_length {settings['max_length']}, "
-        f"batch {settings['batch_size']}, sampled softmax with {settings['negatives']} uniform negatives, lr {settings['learning_rate']}, "
+        f"batch {settings['batch_size']}, sampled softmax with {settings['negatives']} {settings['negative_sampler']} negatives, lr {settings['learning_rate']}, "
         f"≤{settings['epochs']} epochs (early stopping on valid NDCG@10), pretraining {settings['pretrain_epochs']} epochs, "
         f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). Text encoder: `{report['text_encoder'][:60]}` "
         f"(encoding/cache read {report['text_encode_seconds']} s). {report['machine']}. Total wall time {report['wall_seconds']} s.",
