@@ -43,7 +43,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirecto
 
     folder = tmp_path_factory.mktemp("comparison")
     loaded = load_config(QUICKSTART, tiny_overrides(folder))
-    return run_experiment(loaded.config, config_text=loaded.text).transfer_runs
+    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs
 
 
 def copy_run(run: RunDirectory, destination: Path) -> RunDirectory:

@@ -49,7 +49,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirecto
         f"runtime.runs_dir={folder / 'runs'}",
     ]
     loaded = load_config(QUICKSTART, overrides)
-    return run_experiment(loaded.config, config_text=loaded.text).transfer_runs
+    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from xdt.experiment import run_experiment
 
 def run_tiny(folder: Path, overrides: list[str] = ()) -> tuple:
     loaded = load_config(write_config(folder, TINY_CONFIG), list(overrides))
-    return loaded, run_experiment(loaded.config, config_text=loaded.text)
+    (outcome,) = run_experiment(loaded.config, config_text=loaded.text)
+    return loaded, outcome
 
 
 def test_run_writes_complete_run_directories(tmp_path: Path) -> None:
@@ -77,3 +78,16 @@ def test_transfer_helps_cold_users_only_when_tastes_are_shared(tmp_path: Path) -
         assert shared[method] > 1.3 * best_shared_baseline, (method, shared)
         # … and with independent domains it brings no such gain.
         assert independent[method] < 1.1 * best_independent_baseline, (method, independent)
+
+
+def test_seeds_run_each_seed_on_its_own_split_and_aggregate(tmp_path: Path) -> None:
+    from xdt.experiment import aggregate_over_seeds
+
+    loaded = load_config(write_config(tmp_path, TINY_CONFIG), ["seeds=[1, 2]", "transfer.methods=[popularity]"])
+    outcomes = run_experiment(loaded.config, config_text=loaded.text)
+    assert [outcome.seed for outcome in outcomes] == [1, 2]
+    assert (tmp_path / "data" / "tiny-seed1" / "manifest.json").is_file() and (tmp_path / "data" / "tiny-seed2").is_dir()
+    values = [outcome.results["popularity"]["test"]["all"]["ndcg@10"] for outcome in outcomes]
+    mean, std = aggregate_over_seeds(outcomes, ["ndcg@10"])["popularity"]["all"]["ndcg@10"]
+    assert mean == pytest.approx(sum(values) / 2) and std == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+    assert outcomes[0].report.name == "report.md" and outcomes[0].report.is_file()

@@ -35,7 +35,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirecto
         f"runtime.runs_dir={folder / 'runs'}",
     ]
     loaded = load_config(QUICKSTART, overrides)
-    return run_experiment(loaded.config, config_text=loaded.text).transfer_runs
+    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs
 
 
 def linked_images(report: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from xdt.commands.analysis import register as register_analysis_commands
 from xdt.config import LoadedConfig, load_config
 from xdt.errors import XdtError
 from xdt.runs import RunDirectory, iter_runs, open_run
@@ -147,12 +148,16 @@ def evaluate(run: RunArgument) -> None:
         from xdt.evaluate import evaluate_run
         from xdt.tables import results_table
 
+        from xdt.report import write_report
+
         directory = open_run(run)
         results = evaluate_run(directory, reporter=reporter())
+        report = write_report(directory)
     except XdtError as error:
         fail(error)
     stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
     stdout.print(f"results: {directory.path / 'results.json'}")
+    stdout.print(f"report: {report}")
 
 
 @app.command()
@@ -187,25 +192,34 @@ def recommend(
 
 @app.command("run")
 def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
-    """Run the whole pipeline: prepare → pretrain-source → transfer → evaluate → recommend examples."""
+    """Run the whole pipeline (per seed of `seeds`): prepare → pretrain-source → transfer → evaluate → report → example recommendations."""
     try:
-        from xdt.experiment import run_experiment
+        from xdt.experiment import aggregate_over_seeds, run_experiment
         from xdt.recommend import recommend as recommend_users
-        from xdt.tables import recommendations_table, results_table
+        from xdt.tables import headline_k, recommendations_table, results_table, seeds_table
 
         loaded = load(config, set_)
-        outcome = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
-        stdout.print(results_table(outcome.results, ks=loaded.config.evaluate.ks))
-        examples = example_users(outcome, loaded.config.recommend.examples)
-        shown = next(reversed(outcome.transfer_runs.values()))
+        outcomes = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
+        ks = loaded.config.evaluate.ks
+        for outcome in outcomes:
+            stdout.print(results_table(outcome.results, ks=ks, title_suffix=f"seed {outcome.seed}"))
+        if len(outcomes) > 1:
+            k = headline_k(ks)
+            metrics = [f"ndcg@{k}", f"recall@{k}", f"hr@{k}", "mrr"]
+            stdout.print(seeds_table(aggregate_over_seeds(outcomes, metrics), metrics, seeds=[outcome.seed for outcome in outcomes]))
+        last = outcomes[-1]
+        examples = example_users(last, loaded.config.recommend.examples)
+        shown = next(reversed(last.transfer_runs.values()))
         if examples:
             frame = recommend_users(shown, examples, k=min(5, loaded.config.recommend.k))
             stdout.print(recommendations_table(frame, title=f"Example recommendations ({shown.info()['method']})"))
     except XdtError as error:
         fail(error)
-    stdout.print(f"pretrain run: {outcome.pretrain_run.path}")
-    for method, directory in outcome.transfer_runs.items():
-        stdout.print(f"transfer run ({method}): {directory.path}")
+    for outcome in outcomes:
+        stdout.print(f"seed {outcome.seed} pretrain run: {outcome.pretrain_run.path}")
+        for method, directory in outcome.transfer_runs.items():
+            stdout.print(f"transfer run ({method}): {directory.path}")
+        stdout.print(f"report: {outcome.report}")
 
 
 def example_users(outcome, count: int) -> list[str]:  # noqa: ANN001
@@ -271,6 +285,9 @@ def runs_show(run: RunArgument) -> None:
             stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
         else:
             stdout.print_json(json.dumps(results))
+
+
+register_analysis_commands(app, runs_app)
 
 
 def main() -> None:

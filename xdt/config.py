@@ -132,6 +132,13 @@ class TransferConfig(TrainingConfig):
     mapping: Literal["linear", "mlp"] = "mlp"
     mapping_hidden: int = field(default=64, metadata=_at_least(1))
     mapping_epochs: int = field(default=300, metadata=_at_least(1))
+    # ptupcdr / dann: most recent source (and target) training items kept per user.
+    history_length: int = field(default=50, metadata=_at_least(1))
+    # ptupcdr: hidden width of the meta-network (attention and bridge decoder), as in the paper.
+    meta_dim: int = field(default=50, metadata=_at_least(1))
+    # dann: gradient-reversal weight of the domain classifier, and the shared encoder's hidden width.
+    dann_lambda: float = field(default=0.1, metadata=_at_least(0.0))
+    encoder_hidden: int = field(default=64, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,7 @@ class ExperimentConfig:
     experiment: str
     dataset: DatasetConfig
     seed: int = 42
+    seeds: list[int] = field(default_factory=list)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

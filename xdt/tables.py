@@ -14,10 +14,11 @@ def headline_k(ks: Sequence[int]) -> int:
     return 10 if 10 in ks else max(ks)
 
 
-def results_table(results_by_method: dict[str, dict[str, Any]], *, ks: Sequence[int], split: str = "test") -> Table:
+def results_table(results_by_method: dict[str, dict[str, Any]], *, ks: Sequence[int], split: str = "test", title_suffix: str = "") -> Table:
     """Methods × metrics at the headline k, one row per method and cohort (all, cold, warm)."""
     k = headline_k(ks)
-    table = Table(title=f"Target-domain {split} metrics @{k} (full ranking, seen items excluded; best in green)")
+    suffix = f", {title_suffix}" if title_suffix else ""
+    table = Table(title=f"Target-domain {split} metrics @{k} (full ranking, seen items excluded; best in green{suffix})")
     table.add_column("method", style="bold")
     table.add_column("cohort")
     table.add_column("users", justify="right")
@@ -108,4 +109,18 @@ def recommendations_table(frame: Any, *, title: str = "Recommendations") -> Tabl
         first = row.user != previous
         table.add_row(row.user if first else "", row.cohort if first else "", str(row.rank), row.item, row.title, f"{row.score:.4f}")
         previous = row.user
+    return table
+
+
+def seeds_table(aggregated: dict[str, dict[str, dict[str, tuple[float, float]]]], metrics: Sequence[str], *, seeds: Sequence[int]) -> Table:
+    """Mean ± std over seeds, one row per method and cohort."""
+    table = Table(title=f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))}")
+    table.add_column("method", style="bold")
+    table.add_column("cohort")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for method, cohorts in aggregated.items():
+        for index, (cohort, values) in enumerate(cohorts.items()):
+            cells = [f"{values[metric][0]:.4f} ± {values[metric][1]:.4f}" for metric in metrics]
+            table.add_row(method if index == 0 else "", cohort, *cells, end_section=index == len(cohorts) - 1)
     return table
