@@ -11,10 +11,13 @@ from xdt.config import ExperimentConfig, config_from_dict
 from xdt.data.dataset import PreparedDataset, load_dataset
 from xdt.data.prepare import dataset_dir, dataset_fingerprint
 from xdt.errors import DataError, XdtError
+from xdt.models.dann import DannModel, GradientReversal
 from xdt.models.emcdr import EmbeddingMapping, EmcdrModel
+from xdt.models.joint import JointModel
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.models.neighbourhood import NeighbourhoodModel
 from xdt.models.popularity import Popularity
+from xdt.models.ptupcdr import MetaBridge, PtupcdrModel
 from xdt.runs import RunDirectory, environment_record
 from xdt.train import describe_strategy
 
@@ -24,6 +27,11 @@ SERIALISABLE_MODELS = {
     "xdt>Popularity": Popularity,
     "xdt>EmcdrModel": EmcdrModel,
     "xdt>EmbeddingMapping": EmbeddingMapping,
+    "xdt>PtupcdrModel": PtupcdrModel,
+    "xdt>MetaBridge": MetaBridge,
+    "xdt>DannModel": DannModel,
+    "xdt>GradientReversal": GradientReversal,
+    "xdt>JointModel": JointModel,
     "xdt>NeighbourhoodModel": NeighbourhoodModel,
 }
 

@@ -39,6 +39,13 @@ METHODS: dict[str, MethodEntry] = {
         MethodEntry(
             "emcdr", "xdt.methods.emcdr", "source→target user-embedding mapping learned on overlapping users", True
         ),
+        MethodEntry(
+            "ptupcdr", "xdt.methods.ptupcdr", "meta-network: source history → personalised bridge, trained on the target loss", True
+        ),
+        MethodEntry(
+            "dann", "xdt.methods.dann", "shared user encoder made domain-invariant by gradient reversal, two item heads", True
+        ),
+        MethodEntry("joint", "xdt.methods.joint", "shared + domain-specific user embeddings trained on both domains", True),
     )
 }
 

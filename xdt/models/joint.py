@@ -1,0 +1,90 @@
+"""Dual-target shared-private model (in the spirit of CoNet / DTCDR): one user, two domains.
+
+A user's vector in domain d is `shared_u + private_u^d`; items of both domains live in one
+table, source items first (`0 .. num_source_items-1`), then target items. The private tables
+start at zero, so a user seen in one domain only is scored in the other from the shared part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from xdt.models.matrix_factorization import score_with_bias
+
+
+@keras.saving.register_keras_serializable(package="xdt")
+class JointModel(keras.Model):
+    """score_d(u, i) = (shared_u + private_u^d) · item_i + bias_i.
+
+    `call((users, positives, negatives))` takes items in the combined index (target items
+    offset by `num_source_items`) and returns BPR margins `(batch, 1)`; each row's domain is
+    that of its positive item.
+    """
+
+    def __init__(self, num_users: int, num_source_items: int, num_items: int, embedding_dim: int, l2: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_users = num_users
+        self.num_source_items = num_source_items
+        self.num_items = num_items
+        self.embedding_dim = embedding_dim
+        self.l2 = l2
+        initializer = keras.initializers.RandomNormal(stddev=0.1)
+        self.shared_user_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer=initializer, name="shared_user_embedding")
+        self.source_private_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer="zeros", name="source_private_embedding")
+        self.target_private_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer="zeros", name="target_private_embedding")
+        self.item_embedding = keras.layers.Embedding(num_source_items + num_items, embedding_dim, embeddings_initializer=initializer, name="item_embedding")
+        self.item_bias = keras.layers.Embedding(num_source_items + num_items, 1, embeddings_initializer="zeros", name="item_bias")
+
+    def build(self, input_shape: Any = None) -> None:
+        """Create the tables."""
+        for layer in (self.shared_user_embedding, self.source_private_embedding, self.target_private_embedding, self.item_embedding, self.item_bias):
+            layer.build((None,))
+        self.built = True
+
+    def call(self, inputs: tuple[Any, Any, Any]) -> Any:
+        """Score margins `(batch, 1)`; rows whose positive is a target item use the target private part."""
+        users, positives, negatives = inputs
+        is_target = ops.expand_dims(ops.cast(positives >= self.num_source_items, "float32"), -1)
+        shared = self.shared_user_embedding(users)
+        private = is_target * self.target_private_embedding(users) + (1.0 - is_target) * self.source_private_embedding(users)
+        user_vectors = shared + private
+        positive_vectors = self.item_embedding(positives)
+        negative_vectors = self.item_embedding(negatives)
+        margin = ops.sum(user_vectors * (positive_vectors - negative_vectors), axis=-1, keepdims=True)
+        margin = margin + self.item_bias(positives) - self.item_bias(negatives)
+        if self.l2:
+            squares = ops.square(shared) + ops.square(private) + ops.square(positive_vectors) + ops.square(negative_vectors)
+            self.add_loss(self.l2 * ops.mean(ops.sum(squares, axis=-1)))
+        return margin
+
+    def user_vectors(self, users: Any) -> Any:
+        """Target-domain user vectors `(batch, dim)`."""
+        return self.shared_user_embedding(users) + self.target_private_embedding(users)
+
+    def source_user_vectors(self, users: Any) -> Any:
+        """Source-domain user vectors `(batch, dim)`."""
+        return self.shared_user_embedding(users) + self.source_private_embedding(users)
+
+    def score_all(self, users: Any) -> Any:
+        """`(batch, num_items)` target scores."""
+        start = self.num_source_items
+        return score_with_bias(self.user_vectors(users), self.item_embedding.embeddings[start:], self.item_bias.embeddings[start:])
+
+    def score_all_source(self, users: Any) -> Any:
+        """`(batch, num_source_items)` source scores."""
+        end = self.num_source_items
+        return score_with_bias(self.source_user_vectors(users), self.item_embedding.embeddings[:end], self.item_bias.embeddings[:end])
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for serialisation."""
+        return {
+            **super().get_config(),
+            "num_users": self.num_users,
+            "num_source_items": self.num_source_items,
+            "num_items": self.num_items,
+            "embedding_dim": self.embedding_dim,
+            "l2": self.l2,
+        }
