@@ -28,19 +28,28 @@ class MethodContext:
     source_model: MatrixFactorization | None
     reporter: Reporter
 
-    def validation_users(self) -> np.ndarray:
-        """A seeded sample (at most `validation_users`) of the target validation users."""
+    def validation_users(self, cohort: str = "all") -> np.ndarray:
+        """A seeded sample (at most `validation_users`) of the target validation users of a cohort.
+
+        `cohort` is "all", "warm" (users with target training rows) or "cold" (users without).
+        """
         users = self.dataset.evaluation_users("valid")
+        if cohort != "all":
+            users = users[self.dataset.cohort(users) == cohort]
         limit = self.config.transfer.validation_users
         if len(users) > limit:
             rng = np.random.default_rng([self.config.seed, 2])
             users = np.sort(rng.choice(users, size=limit, replace=False))
         return users
 
-    def validator(self, users: np.ndarray | None = None) -> Callable[[keras.Model], float] | None:
-        """Mean validation metric (evaluate.validation_metric) of a model on the target valid split."""
-        users = self.validation_users() if users is None else users
+    def validator(self, cohort: str = "all") -> Callable[[keras.Model], float] | None:
+        """Mean validation metric (evaluate.validation_metric) on the target valid split of a cohort.
+
+        None when that cohort has no validation users: the stage then trains its full epochs.
+        """
+        users = self.validation_users(cohort)
         if len(users) == 0:
+            self.reporter.status(f"no {cohort} validation users: training the full number of epochs without early stopping")
             return None
         metric = self.config.evaluate.validation_metric
         k = int(metric.split("@")[1])

@@ -20,4 +20,6 @@ def train(context: MethodContext) -> MatrixFactorization:
         raise XdtError("finetune needs a pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
     model = build_target_mf(context)
     model.user_embedding.embeddings.assign(context.source_model.user_embedding.embeddings)
-    return fit_target(context, model, stage="finetune", freeze_user_epochs=context.config.transfer.freeze_user_epochs)
+    return fit_target(
+        context, model, stage="finetune", freeze_user_epochs=context.config.transfer.freeze_user_epochs, cohort="all"
+    )

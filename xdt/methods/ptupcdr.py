@@ -100,7 +100,7 @@ def train(context: MethodContext) -> PtupcdrModel:
         stage="meta",
         run=context.run,
         strategy=context.strategy,
-        validate=context.validator(),
+        validate=context.validator("cold"),
         on_epoch=context.reporter.epoch,
     )
     return model

@@ -18,8 +18,14 @@ def build_target_mf(context: MethodContext) -> MatrixFactorization:
     return model
 
 
-def fit_target(context: MethodContext, model: MatrixFactorization, *, stage: str, freeze_user_epochs: int = 0) -> MatrixFactorization:
-    """Train a target MF with validation-based early stopping and checkpoints."""
+def fit_target(
+    context: MethodContext, model: MatrixFactorization, *, stage: str, freeze_user_epochs: int = 0, cohort: str = "warm"
+) -> MatrixFactorization:
+    """Train a target MF with early stopping on one validation cohort, and checkpoints.
+
+    A target-only MF learns nothing for cold-start users (their rows are random), so by
+    default it is validated on warm users only; fine-tuning validates on all users.
+    """
     fit_pairwise(
         model,
         dataset=context.dataset,
@@ -29,7 +35,7 @@ def fit_target(context: MethodContext, model: MatrixFactorization, *, stage: str
         stage=stage,
         run=context.run,
         strategy=context.strategy,
-        validate=context.validator(),
+        validate=context.validator(cohort),
         freeze_user_epochs=freeze_user_epochs,
         on_epoch=context.reporter.epoch,
     )
