@@ -27,8 +27,14 @@ test: install ## Run every test, slow end-to-end ones included
 test-fast: install ## Run the tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: install ## Benchmarks on ../shared/data and synthetic scale data (writes bench/results/)
+bench: install ## Benchmarks on ../shared/data and synthetic scale data (tables on stdout, JSON in bench/results/)
+	mkdir -p bench/results
 	$(BIN)/python bench/data_report.py --json bench/results/data_report.json
+	$(BIN)/python bench/eval_speed.py
+	$(BIN)/python bench/prepare_scale.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/douban_rating.py
+	$(BIN)/python bench/sequential_quality.py
 
 lint: install ## Static checks (ruff)
 	$(BIN)/python -m pip install --quiet 'ruff>=0.6'
