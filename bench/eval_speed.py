@@ -9,8 +9,13 @@ bench/results/eval_speed.json.
     .venv/bin/python bench/eval_speed.py                        # the full size
     .venv/bin/python bench/eval_speed.py --users 20000 --items 20000   # a quick run
 
-`--variant graph` also times a single tf.function batch step (gather + matmul + scatter of -inf
-+ top_k in one graph), the change proposed for rank_items when it falls short.
+The loops run chunk by chunk in rotating order, so that every loop sees the same machine load
+(timing one whole loop after the other on this shared machine gave ratios from 0.6 to 1.1).
+
+`--variant graph` also times the batch step as one tf.function (gather + matmul + scatter of
+-inf + top_k). `--with-relevant` also times the evaluate path, rank_items with held-out items
+(the full-ranking rank of each user's best relevant item, for MRR), against a proposed version
+that takes that rank from the top-k scores when the item is in the top k.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="Timed tries of each chunk (the best is kept).")
     parser.add_argument("--chunk-batches", type=int, default=4, help="Batches per alternately timed chunk.")
     parser.add_argument("--variant", choices=["none", "graph"], default="none")
+    parser.add_argument(
+        "--with-relevant",
+        action="store_true",
+        help="Also time rank_items with held-out items (the evaluate path: full-ranking rank of the best relevant item "
+        "for MRR) and the proposed top-k shortcut.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args()
@@ -75,7 +86,7 @@ def bare_loop(user_embeddings: tf.Tensor, item_embeddings: tf.Tensor, *, k: int,
 def graph_step(user_embeddings: tf.Tensor, item_embeddings: tf.Tensor, *, k: int) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
     """The proposed rank_items batch step: gather + matmul + scatter of -inf + top_k as one tf.function."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 2], tf.int64)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 2], tf.int64)], autograph=False)
     def step(batch: tf.Tensor, coordinates: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         scores = tf.matmul(tf.gather(user_embeddings, batch), item_embeddings, transpose_b=True)
         scores = tf.tensor_scatter_nd_update(scores, coordinates, tf.fill([tf.shape(coordinates)[0]], -np.inf))
@@ -98,6 +109,44 @@ def graph_rank_items(
         top_items[start : start + len(batch)] = indices.numpy()
         top_scores[start : start + len(batch)] = values.numpy()
     return top_items, top_scores
+
+
+def proposed_rank_items(
+    score_all: Callable[[tf.Tensor], tf.Tensor],
+    users: np.ndarray,
+    *,
+    seen: sparse.csr_matrix,
+    relevant: sparse.csr_matrix,
+    k: int,
+    batch_size: int,
+) -> np.ndarray:
+    """rank_items' best-relevant rank (for MRR) computed the proposed way; returns `best_relevant_rank`.
+
+    A user whose best relevant item is in the top k gets its rank from the top-k scores (1 + the
+    number of top-k scores strictly above it); only the other users need the full-row count.
+    """
+    best_rank = np.zeros(len(users), dtype=np.int64)
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = tf.convert_to_tensor(score_all(tf.constant(batch, dtype=tf.int32)), dtype=tf.float32)
+        seen_rows = seen[batch]
+        if seen_rows.nnz:
+            coordinates = np.stack([np.repeat(np.arange(len(batch)), np.diff(seen_rows.indptr)), seen_rows.indices], axis=1)
+            scores = tf.tensor_scatter_nd_update(scores, coordinates, tf.fill([len(coordinates)], -np.inf))
+        values, _ = tf.math.top_k(scores, k=k)
+        top_scores = values.numpy()
+        relevant_rows = relevant[batch]
+        row_ids = np.repeat(np.arange(len(batch)), np.diff(relevant_rows.indptr))
+        relevant_scores = tf.gather_nd(scores, np.stack([row_ids, relevant_rows.indices], axis=1)).numpy()
+        best = np.full(len(batch), -np.inf, dtype=np.float32)
+        np.maximum.at(best, row_ids, relevant_scores)
+        ranks = (top_scores > best[:, None]).sum(axis=1) + 1
+        outside = np.flatnonzero(best < top_scores[:, -1])
+        if len(outside):
+            above = tf.reduce_sum(tf.cast(tf.gather(scores, outside) > best[outside, None], tf.int32), axis=1).numpy()
+            ranks[outside] = above + 1
+        best_rank[start : start + len(batch)] = ranks
+    return best_rank
 
 
 def numpy_reference(
@@ -193,6 +242,14 @@ def main() -> None:
         step = graph_step(user_embeddings, item_embeddings, k=k)
         graph_rank_items(step, warm, seen=seen, k=k, batch_size=batch_size)
         loops["graph_step"] = lambda chunk: graph_rank_items(step, chunk, seen=seen, k=k, batch_size=batch_size)
+    if arguments.with_relevant:
+        relevant = random_seen(arguments.users, arguments.items, 2, rng)
+        loops["rank_items_relevant"] = lambda chunk: rank_items(
+            score_all, chunk, seen=seen, relevant=relevant, k=k, batch_size=batch_size
+        ).best_relevant_rank
+        loops["proposed_relevant"] = lambda chunk: proposed_rank_items(
+            score_all, chunk, seen=seen, relevant=relevant, k=k, batch_size=batch_size
+        )
     timings = interleaved_timings(loops, users, chunk_size=arguments.chunk_batches * batch_size, repeats=arguments.repeats)
     bare_seconds = timings["bare"][0]
     rank_seconds = timings["rank_items"][0]
@@ -234,6 +291,18 @@ def main() -> None:
             "correctness": check_against_reference(graph_items[checked], graph_scores[checked], reference),
         }
         print(f"  tf.function step    : {result['graph_step']['users_per_second']:>10,.0f} users/s   ratio {result['graph_step']['ratio']:.2f}")
+    if arguments.with_relevant:
+        current_ranks = np.concatenate(timings["rank_items_relevant"][1])
+        proposed_ranks = np.concatenate(timings["proposed_relevant"][1])
+        for name in ("rank_items_relevant", "proposed_relevant"):
+            seconds = timings[name][0]
+            result[name] = {"seconds": seconds, "users_per_second": arguments.users / seconds, "ratio": bare_seconds / seconds}
+        result["proposed_relevant"]["same_ranks"] = bool(np.array_equal(current_ranks, proposed_ranks))
+        print(f"  rank_items + MRR    : {result['rank_items_relevant']['users_per_second']:>10,.0f} users/s   ratio {result['rank_items_relevant']['ratio']:.2f}")
+        print(
+            f"  proposed top-k MRR  : {result['proposed_relevant']['users_per_second']:>10,.0f} users/s   ratio {result['proposed_relevant']['ratio']:.2f}"
+            f"   same ranks: {result['proposed_relevant']['same_ranks']}"
+        )
     print(f"  correctness on {correctness['users']} users: {'ok' if correctness['ok'] else 'FAILED'} "
           f"(max score error {correctness['max_score_error']:.2e}, item agreement {correctness['item_agreement']:.4f})")
     arguments.output.parent.mkdir(parents=True, exist_ok=True)

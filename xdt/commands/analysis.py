@@ -111,6 +111,10 @@ def runs_compare(
     except XdtError as error:
         fail(error)
     print(text, end="" if text.endswith("\n") else "\n")
+    if table.skipped:
+        _, stderr = consoles()
+        stderr.print(f"[dim]skipped {len(table.skipped)} transfer runs without test results: {'; '.join(table.skipped[:3])}"
+                     f"{' …' if len(table.skipped) > 3 else ''}[/dim]", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
