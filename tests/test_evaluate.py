@@ -1,9 +1,13 @@
-"""Batched full ranking against a slow, obvious numpy reference."""
+"""Batched full ranking against a slow, obvious numpy reference; tie counts; test exclusions."""
 
 import numpy as np
+import pandas as pd
+import pytest
 import scipy.sparse as sparse
 
-from xdt.evaluate import rank_items
+from xdt.errors import XdtError
+from xdt.evaluate import evaluate_model, rank_items
+from xdt.metrics import expected_ranking_metrics, hit_matrix, ranking_metrics_at_k, reciprocal_rank
 
 
 def slow_reference(scores: np.ndarray, seen: sparse.csr_matrix, relevant: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -18,10 +22,8 @@ def slow_reference(scores: np.ndarray, seen: sparse.csr_matrix, relevant: sparse
     return np.array(top), np.array(ranks)
 
 
-def test_rank_items_matches_reference_with_masking_and_batches() -> None:
-    rng = np.random.default_rng(0)
-    n_users, n_items = 37, 23
-    scores = rng.standard_normal((n_users, n_items)).astype(np.float32)
+def random_split(n_users: int, n_items: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """Random seen and relevant matrices, disjoint, every user with at least one relevant item."""
     seen = sparse.random(n_users, n_items, density=0.2, format="csr", random_state=1)
     relevant = sparse.random(n_users, n_items, density=0.15, format="csr", random_state=2) - seen.multiply(1e9)
     relevant = sparse.lil_matrix(relevant > 0)
@@ -29,7 +31,14 @@ def test_rank_items_matches_reference_with_masking_and_batches() -> None:
         if relevant[user].nnz == 0:
             unseen = np.setdiff1d(np.arange(n_items), seen[user].indices)
             relevant[user, unseen[0]] = True
-    relevant = sparse.csr_matrix(relevant)
+    return seen, sparse.csr_matrix(relevant)
+
+
+def test_rank_items_matches_reference_with_masking_and_batches() -> None:
+    rng = np.random.default_rng(0)
+    n_users, n_items = 37, 23
+    scores = rng.standard_normal((n_users, n_items)).astype(np.float32)
+    seen, relevant = random_split(n_users, n_items)
     users = np.arange(n_users)
     ranking = rank_items(lambda batch: scores[batch.numpy()], users, seen=seen, relevant=relevant, k=5, batch_size=8)
     expected_top, expected_ranks = slow_reference(scores, seen, relevant, 5)
@@ -47,3 +56,91 @@ def test_rank_items_hand_example() -> None:
     ranking = rank_items(lambda batch: scores, np.array([0]), seen=seen, relevant=relevant, k=3, batch_size=4)
     assert ranking.top_items.tolist() == [[3, 2, 1]]
     assert ranking.best_relevant_rank.tolist() == [2]
+    # No ties: one unseen item at each position, so higher = rank - 1 and tied = 1.
+    assert ranking.relevant_higher.tolist() == [[1]] and ranking.relevant_tied.tolist() == [[1]]
+
+
+def test_rank_items_counts_ties_over_unseen_items_only() -> None:
+    # Scores [0.5, 0.5, 0.5, 0.1, 0.5, 0.9]; item 4 seen (its 0.5 must not count), relevant items 1 and 3:
+    # item 1: above it only item 5 (0.9) → h = 1; tied with items 0, 1, 2 → g = 3.
+    # item 3: above it items 0, 1, 2, 5 → h = 4; alone at 0.1 → g = 1.
+    scores = np.array([[0.5, 0.5, 0.5, 0.1, 0.5, 0.9]], dtype=np.float32)
+    seen = sparse.csr_matrix(np.array([[0, 0, 0, 0, 1, 0]]))
+    relevant = sparse.csr_matrix(np.array([[0, 1, 0, 1, 0, 0]]))
+    ranking = rank_items(lambda batch: scores, np.array([0]), seen=seen, relevant=relevant, k=2, batch_size=4)
+    assert ranking.relevant_higher.tolist() == [[1, 4]] and ranking.relevant_tied.tolist() == [[3, 1]]
+    assert ranking.best_relevant_rank.tolist() == [2]  # 1 + strictly higher, as before
+
+
+def test_rank_items_tie_counts_match_reference_across_batches() -> None:
+    rng = np.random.default_rng(4)
+    n_users, n_items = 41, 30
+    scores = rng.integers(0, 4, size=(n_users, n_items)).astype(np.float32)  # many exact ties
+    seen, relevant = random_split(n_users, n_items)
+    ranking = rank_items(lambda batch: scores[batch.numpy()], np.arange(n_users), seen=seen, relevant=relevant, k=5, batch_size=8)
+    for user in range(n_users):
+        row = scores[user].copy()
+        row[seen[user].indices] = -np.inf
+        items = relevant[user].indices
+        count = len(items)
+        assert ranking.relevant_higher[user, :count].tolist() == [int(np.sum(row > row[item])) for item in items]
+        assert ranking.relevant_tied[user, :count].tolist() == [int(np.sum(row == row[item])) for item in items]
+        assert not ranking.relevant_tied[user, count:].any()
+
+
+def test_expected_metrics_without_ties_equal_top_k_path_on_random_scores() -> None:
+    rng = np.random.default_rng(5)
+    n_users, n_items, ks = 60, 40, [1, 3, 10]
+    scores = rng.standard_normal((n_users, n_items)).astype(np.float32)
+    assert all(len(np.unique(row)) == n_items for row in scores)
+    seen, relevant = random_split(n_users, n_items)
+    users = np.arange(n_users)
+    ranking = rank_items(lambda batch: scores[batch.numpy()], users, seen=seen, relevant=relevant, k=max(ks), batch_size=16)
+    counts = np.diff(relevant.indptr)
+    expected = expected_ranking_metrics(ranking.relevant_higher, ranking.relevant_tied, counts, ks)
+    # The pre-tie-aware computation: hits in the top_k list, MRR from the strictly-higher count.
+    top_k = ranking_metrics_at_k(hit_matrix(ranking.top_items, [relevant[user].indices for user in users]), counts, ks)
+    for name, value in {**top_k, "mrr": reciprocal_rank(ranking.best_relevant_rank)}.items():
+        np.testing.assert_array_equal(expected[name], value, err_msg=name)
+
+
+class SplitDataset:
+    """The parts of PreparedDataset that evaluate_model reads, over fixed target splits."""
+
+    def __init__(self, splits: dict[str, list[tuple[int, int]]], n_users: int, n_items: int) -> None:
+        self.splits, self.n_users, self.items = splits, n_users, n_items
+        self.raw_users = np.array([f"u{user}" for user in range(n_users)])
+
+    def interaction_matrix(self, domain: str, *splits: str) -> sparse.csr_matrix:
+        pairs = [pair for split in splits for pair in self.splits[split]]
+        rows, columns = zip(*pairs) if pairs else ((), ())
+        return sparse.csr_matrix((np.ones(len(pairs)), (rows, columns)), shape=(self.n_users, self.items))
+
+    def evaluation_users(self, split: str) -> np.ndarray:
+        return np.unique([user for user, _ in self.splits[split]])
+
+    def cohort(self, users: np.ndarray) -> np.ndarray:
+        return np.array(["warm"] * len(users))
+
+    def activity_bucket(self, users: np.ndarray) -> np.ndarray:
+        return np.array(["1-5"] * len(users))
+
+
+def test_test_excludes_choose_the_masked_splits() -> None:
+    # One user, items scored 0.9 (item 0, train), 0.8 (item 1, valid), 0.7 (item 2, test), 0.1 (item 3).
+    dataset = SplitDataset({"train": [(0, 0)], "valid": [(0, 1)], "test": [(0, 2)]}, n_users=1, n_items=4)
+    scores = np.array([[0.9, 0.8, 0.7, 0.1]], dtype=np.float32)
+
+    def evaluate(split: str, **options: object) -> pd.DataFrame:
+        return evaluate_model(lambda batch: scores, dataset, split=split, ks=[1], batch_size=4, **options)
+
+    # Default: train and valid masked → the test item is first.
+    assert evaluate("test")["mrr"].tolist() == [1.0]
+    # test_excludes [train] (PEERS.md, CDRIB): the valid item stays in the ranking, above the test item.
+    assert evaluate("test", test_excludes=["train"])["mrr"].tolist() == [0.5]
+    # Nothing masked: train and valid items both above → rank 3.
+    assert evaluate("test", test_excludes=[])["mrr"].tolist() == [pytest.approx(1 / 3)]
+    # Validation masks train only, whatever test_excludes says: the valid item is first.
+    assert evaluate("valid", test_excludes=[])["hr@1"].tolist() == [1.0]
+    with pytest.raises(XdtError, match=r"subset of \['train', 'valid'\]. Received: test_excludes=\['test'\]"):
+        evaluate("test", test_excludes=["test"])

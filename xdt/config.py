@@ -148,6 +148,9 @@ class EvaluateConfig:
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])
     batch_size: int = field(default=1024, metadata=_at_least(1))
     validation_metric: str = "ndcg@10"
+    # Target splits whose items are masked from each test user's ranking (validation always masks
+    # train only). [train] matches protocols that mask only training items, e.g. CDRIB's.
+    test_excludes: list[Literal["train", "valid"]] = field(default_factory=lambda: ["train", "valid"])
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -13,21 +13,30 @@ import tensorflow as tf
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
-from xdt.metrics import hit_matrix, ranking_metrics_at_k, reciprocal_rank
+from xdt.metrics import expected_ranking_metrics
 from xdt.progress import Reporter
 from xdt.runs import RunDirectory
 
+# Target splits masked when evaluating each split; test's default, overridable by evaluate.test_excludes.
 EXCLUDED_SPLITS = {"valid": ("train",), "test": ("train", "valid")}
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """Top items and the full-ranking position of the best relevant item, per user."""
+    """Top items and where each user's relevant items fall in the full ranking.
+
+    `best_relevant_rank`: 1 + unseen items scoring strictly above the best relevant item.
+    `relevant_higher`, `relevant_tied`: `(users, slots)` per relevant item (in `relevant`'s column
+    order, padded with tied = 0), the unseen items scoring strictly above it and exactly equal to
+    it (itself included); tied = 0 also for a relevant item masked as seen. None without `relevant`.
+    """
 
     users: np.ndarray
     top_items: np.ndarray
     top_scores: np.ndarray
     best_relevant_rank: np.ndarray
+    relevant_higher: np.ndarray | None = None
+    relevant_tied: np.ndarray | None = None
 
 
 def csr_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> list[np.ndarray]:
@@ -47,13 +56,18 @@ def rank_items(
 ) -> Ranking:
     """Score every item for each user in batches, mask seen items, keep the top k.
 
-    `best_relevant_rank` is 1 + the number of unseen items scoring strictly higher than the
-    user's best relevant item (0 when `relevant` is None).
+    With `relevant`, also counts for each relevant item the unseen items scoring above and equal
+    to it (from the same float32 scores that are ranked), for tie-aware metrics;
+    `best_relevant_rank` is 0 when `relevant` is None.
     """
     k = min(k, seen.shape[1])
     top_items = np.zeros((len(users), k), dtype=np.int64)
     top_scores = np.zeros((len(users), k), dtype=np.float32)
     best_rank = np.zeros(len(users), dtype=np.int64)
+    relevant_lists = csr_rows(relevant, users) if relevant is not None else []
+    slots = max((len(items) for items in relevant_lists), default=0)
+    higher = np.zeros((len(users), max(slots, 1)), dtype=np.int64)
+    tied = np.zeros((len(users), max(slots, 1)), dtype=np.int64)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = tf.convert_to_tensor(score_all(tf.constant(batch, dtype=tf.int32)), dtype=tf.float32)
@@ -65,24 +79,37 @@ def rank_items(
         top_items[start : start + len(batch)] = indices.numpy()
         top_scores[start : start + len(batch)] = values.numpy()
         if relevant is not None:
-            best_rank[start : start + len(batch)] = best_relevant_ranks(scores, csr_rows(relevant, batch))
+            rows = slice(start, start + len(batch))
+            higher[rows], tied[rows] = relevant_positions(scores.numpy(), relevant_lists[rows], slots=higher.shape[1])
+            best_rank[rows] = 1 + higher[rows].min(axis=1)
         progress(len(batch))
-    return Ranking(users=users, top_items=top_items, top_scores=top_scores, best_relevant_rank=best_rank)
+    ranking = Ranking(users=users, top_items=top_items, top_scores=top_scores, best_relevant_rank=best_rank)
+    if relevant is None:
+        return ranking
+    return replace(ranking, relevant_higher=higher, relevant_tied=tied)
 
 
-def best_relevant_ranks(scores: tf.Tensor, relevant: list[np.ndarray]) -> np.ndarray:
-    """1 + count of items scoring strictly above each user's best-scored relevant item."""
-    width = max(len(items) for items in relevant)
-    padded = np.zeros((len(relevant), width), dtype=np.int64)
-    valid = np.zeros((len(relevant), width), dtype=bool)
+def relevant_positions(scores: np.ndarray, relevant: list[np.ndarray], *, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(rows, slots)` counts of items scoring strictly above / exactly equal to each relevant item.
+
+    `scores` is `(rows, items)` with seen items at -inf; -inf items never count. A relevant item
+    at -inf, and each padding slot, gets tied = 0 (unrankable) and higher = the number of items
+    above -inf, so 1 + the row's minimum `higher` is `Ranking.best_relevant_rank`.
+    One sort per row, then two binary searches per relevant item: O(items · log items) per user
+    whatever the number of relevant items.
+    """
+    ordered = np.sort(scores, axis=1)
+    n_items = scores.shape[1]
+    above_masked = n_items - (ordered == -np.inf).sum(axis=1)
+    higher = np.repeat(above_masked[:, None], slots, axis=1).astype(np.int64)
+    tied = np.zeros((len(relevant), slots), dtype=np.int64)
     for row, items in enumerate(relevant):
-        padded[row, : len(items)] = items
-        valid[row, : len(items)] = True
-    relevant_scores = tf.gather(scores, padded, batch_dims=1).numpy()
-    relevant_scores[~valid] = -np.inf
-    best = relevant_scores.max(axis=1)
-    above = tf.reduce_sum(tf.cast(scores > best[:, None], tf.int64), axis=1).numpy()
-    return above + 1
+        values = scores[row, items]
+        at_most = np.searchsorted(ordered[row], values, side="right")
+        below = np.searchsorted(ordered[row], values, side="left")
+        higher[row, : len(items)] = n_items - at_most
+        tied[row, : len(items)] = np.where(values == -np.inf, 0, at_most - below)
+    return higher, tied
 
 
 def evaluate_model(
@@ -93,20 +120,22 @@ def evaluate_model(
     ks: Sequence[int],
     batch_size: int,
     users: np.ndarray | None = None,
+    test_excludes: Sequence[str] = EXCLUDED_SPLITS["test"],
     progress: Callable[[int], None] = lambda advance: None,
 ) -> pd.DataFrame:
     """Per-user full-ranking metrics on the target domain's `split` (valid or test).
 
-    Each user's own target items from earlier splits (train; train+valid for test) are excluded.
+    Each user's own target items from earlier splits are excluded: train for valid,
+    `test_excludes` (train and valid by default) for test. Metrics are tie-aware expectations
+    over random orders of equally scored items (xdt.metrics.expected_ranking_metrics).
     """
     relevant = dataset.interaction_matrix(TARGET, split)
     if users is None:
         users = dataset.evaluation_users(split)
-    seen = dataset.interaction_matrix(TARGET, *EXCLUDED_SPLITS[split])
+    seen = dataset.interaction_matrix(TARGET, *excluded_splits(split, test_excludes))
     ranking = rank_items(score_all, users, seen=seen, relevant=relevant, k=max(ks), batch_size=batch_size, progress=progress)
-    relevant_lists = csr_rows(relevant, users)
-    counts = np.array([len(items) for items in relevant_lists])
-    metrics = ranking_metrics_at_k(hit_matrix(ranking.top_items, relevant_lists), counts, ks)
+    counts = np.diff(relevant.indptr)[users]
+    metrics = expected_ranking_metrics(ranking.relevant_higher, ranking.relevant_tied, counts, ks)
     frame = pd.DataFrame(
         {
             "user": dataset.raw_users[users].astype(str),
@@ -115,10 +144,21 @@ def evaluate_model(
             "activity_bucket": dataset.activity_bucket(users),
             "relevant": counts,
             **metrics,
-            "mrr": reciprocal_rank(ranking.best_relevant_rank),
         }
     )
     return frame
+
+
+def excluded_splits(split: str, test_excludes: Sequence[str]) -> tuple[str, ...]:
+    """Target splits whose items are masked when evaluating `split`."""
+    if split not in EXCLUDED_SPLITS:
+        raise XdtError(f"Expected split 'valid' or 'test'. Received: split={split!r}")
+    if split == "valid":
+        return EXCLUDED_SPLITS["valid"]
+    unknown = sorted(set(test_excludes) - {"train", "valid"})
+    if unknown:
+        raise XdtError(f"Expected test_excludes to be a subset of ['train', 'valid']. Received: test_excludes={list(test_excludes)}")
+    return tuple(test_excludes)
 
 
 def summarise(per_user: pd.DataFrame) -> dict[str, Any]:
@@ -153,20 +193,34 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
     dataset = open_dataset(config)
     check_same_data(run, dataset)
     model = load_model(run)
-    results: dict[str, Any] = {"method": info.get("method"), "dataset": dataset.manifest["name"], "ks": list(config.evaluate.ks)}
+    test_excludes = list(config.evaluate.test_excludes)
+    results: dict[str, Any] = {
+        "method": info.get("method"),
+        "dataset": dataset.manifest["name"],
+        "ks": list(config.evaluate.ks),
+        # Target splits masked at test time; metrics are expectations over random orders of tied scores.
+        "test_excludes": test_excludes,
+        "ties": "expected",
+    }
     for split in ("valid", "test"):
         users = dataset.evaluation_users(split)
         if len(users) == 0:
             continue
         with reporter.task(f"evaluate {info.get('method')} on {split}", len(users)) as advance:
             per_user = evaluate_model(
-                model.score_all, dataset, split=split, ks=config.evaluate.ks, batch_size=config.evaluate.batch_size, progress=advance
+                model.score_all,
+                dataset,
+                split=split,
+                ks=config.evaluate.ks,
+                batch_size=config.evaluate.batch_size,
+                test_excludes=test_excludes,
+                progress=advance,
             )
         results[split] = summarise(per_user)
         if split == "test":
             per_user.to_parquet(run.path / "per_user.parquet", index=False)
             k = 10 if 10 in config.evaluate.ks else max(config.evaluate.ks)
-            seen = dataset.interaction_matrix(TARGET, *EXCLUDED_SPLITS[split])
+            seen = dataset.interaction_matrix(TARGET, *excluded_splits(split, test_excludes))
             ranking = rank_items(model.score_all, users, seen=seen, relevant=None, k=k, batch_size=config.evaluate.batch_size)
             popularity = np.bincount(dataset.rows(TARGET, "train")["item"].to_numpy(), minlength=dataset.n_items(TARGET))
             results["beyond_accuracy"] = {
