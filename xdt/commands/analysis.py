@@ -1,4 +1,4 @@
-"""Analysis commands: `xdt compare`, `xdt export`, `xdt report` and `xdt runs compare`.
+"""Analysis commands: `xdt compare`, `xdt export`, `xdt report`, `xdt track` and `xdt runs compare`.
 
 Plain functions, added to the app by `register(app, runs_app)`. TensorFlow is imported only by
 `export`, inside the command.
@@ -89,6 +89,23 @@ def report(run: RunArgument) -> None:
     stdout.print(f"report: {path}")
 
 
+def track(
+    run: RunArgument,
+    uri: Annotated[str, typer.Option(help="MLflow tracking URI, or a folder for a local file store.")] = "mlruns",
+    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name (default: the run's experiment).")] = None,
+) -> None:
+    """Log a run's params, per-epoch metrics, results and report to MLflow (needs the optional extra `mlflow`)."""
+    stdout, _ = consoles()
+    try:
+        from xdt.runs import open_run
+        from xdt.tracking import log_run_to_mlflow, resolve_tracking_uri
+
+        mlflow_run_id = log_run_to_mlflow(open_run(run), tracking_uri=uri, experiment=experiment)
+    except XdtError as error:
+        fail(error)
+    stdout.print(f"MLflow run {mlflow_run_id} in {resolve_tracking_uri(uri)}", highlight=False, soft_wrap=True)
+
+
 def runs_compare(
     experiment: Annotated[Optional[str], typer.Option(help="Only runs of this experiment.")] = None,
     group_by: Annotated[
@@ -118,8 +135,9 @@ def runs_compare(
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
-    """Add `compare`, `export` and `report` to `app`, and `compare` to `runs_app`."""
+    """Add `compare`, `export`, `report` and `track` to `app`, and `compare` to `runs_app`."""
     app.command("compare")(compare)
     app.command("export")(export)
     app.command("report")(report)
+    app.command("track")(track)
     runs_app.command("compare")(runs_compare)
