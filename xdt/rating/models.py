@@ -19,7 +19,6 @@ import keras
 import numpy as np
 from keras import ops
 
-NORMAL = keras.initializers.RandomNormal(stddev=0.1)
 
 
 def embedding_table(rows: int, dim: int, name: str, *, trainable: bool, initializer: Any = "zeros") -> keras.layers.Embedding:
@@ -45,8 +44,14 @@ class BiasedMatrixFactorization(keras.Model):
         self.embedding_dim = embedding_dim
         self.global_mean = float(global_mean)
         self.l2 = float(l2)
-        self.user_embedding = embedding_table(num_users, embedding_dim, "user_embedding", trainable=True, initializer=NORMAL)
-        self.item_embedding = embedding_table(num_items, embedding_dim, "item_embedding", trainable=True, initializer=NORMAL)
+        # Initialisers are made here, after the caller seeded Keras: one built at import time
+        # would draw its seed before `seed_everything` and differ between processes.
+        self.user_embedding = embedding_table(
+            num_users, embedding_dim, "user_embedding", trainable=True, initializer=keras.initializers.RandomNormal(stddev=0.1)
+        )
+        self.item_embedding = embedding_table(
+            num_items, embedding_dim, "item_embedding", trainable=True, initializer=keras.initializers.RandomNormal(stddev=0.1)
+        )
         self.user_bias = embedding_table(num_users, 1, "user_bias", trainable=True)
         self.item_bias = embedding_table(num_items, 1, "item_bias", trainable=True)
         self.known_users = embedding_table(num_users, 1, "known_users", trainable=False, initializer="ones")
