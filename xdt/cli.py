@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from xdt.commands.analysis import register as register_analysis_commands
 from xdt.config import LoadedConfig, load_config
@@ -49,7 +50,7 @@ def quiet_tensorflow() -> None:
 
 def fail(error: XdtError) -> None:
     """Print one clear message and exit with code 2."""
-    stderr.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -200,6 +201,15 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
 
         loaded = load(config, set_)
         outcomes = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
+        if loaded.config.task == "rating":
+            from xdt.rating.experiment import rating_seeds_table, rating_table
+
+            for outcome in outcomes:
+                stdout.print(rating_table(outcome.results, title_suffix=f"seed {outcome.seed}"))
+                stdout.print(f"seed {outcome.seed} rating run: {outcome.run.path}\nreport: {outcome.report}")
+            if len(outcomes) > 1:
+                stdout.print(rating_seeds_table(outcomes))
+            return
         ks = loaded.config.evaluate.ks
         for outcome in outcomes:
             stdout.print(results_table(outcome.results, ks=ks, title_suffix=f"seed {outcome.seed}"))
@@ -208,7 +218,8 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
             metrics = [f"ndcg@{k}", f"recall@{k}", f"hr@{k}", "mrr"]
             stdout.print(seeds_table(aggregate_over_seeds(outcomes, metrics), metrics, seeds=[outcome.seed for outcome in outcomes]))
         last = outcomes[-1]
-        examples = example_users(last, loaded.config.recommend.examples)
+        # Sequential runs rank next items from a history; `xdt recommend` serves the ranking models only.
+        examples = example_users(last, loaded.config.recommend.examples) if loaded.config.task != "sequential" else []
         shown = next(reversed(last.transfer_runs.values()))
         if examples:
             frame = recommend_users(shown, examples, k=min(5, loaded.config.recommend.k))

@@ -92,6 +92,10 @@ class DatasetConfig:
     ratio_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     # Users are linked across domains by raw id, or by this file of (source_user, target_user) pairs.
     link_file: str | None = None
+    # Cross-validation over cold-start test users (protocol cold_users): `xdt run` repeats the
+    # experiment once per fold, each fold's test users disjoint; `fold` picks one fold alone.
+    folds: int = field(default=1, metadata=_at_least(1))
+    fold: int | None = None
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 
 
@@ -171,11 +175,101 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Optional experiment tracking: every run is also logged to MLflow (extra `xdt[mlflow]`)."""
+
+    mlflow: bool = False
+    # A folder (a local MLflow file store, relative to the working directory) or any MLflow tracking URI.
+    uri: str = "mlruns"
+
+
+# task: rating — the explicit-rating methods of xdt.rating (same names as xdt.rating.training.METHODS,
+# kept here so that config validation never imports TensorFlow).
+RATING_METHOD_NAMES: tuple[str, ...] = ("global_mean", "item_mean", "user_mean", "target_mf", "emcdr", "ptupcdr")
+
+
+@dataclass(frozen=True)
+class RatingConfig:
+    """task: rating — the settings of xdt.rating's RatingSettings; the defaults are what bench/douban_rating.py runs.
+
+    Three trained stages, each Adam + MSE early-stopped on the cold validation users: `mf` (the
+    source and target biased MFs), `mapping` (EMCDR's mapping), `meta` (PTUPCDR's meta bridge).
+    """
+
+    embedding_dim: int = field(default=10, metadata=_at_least(1))
+    l2: float = field(default=0.05, metadata=_at_least(0.0))
+    # Share of the meta users held out for validation when the prepared data has no valid split.
+    valid_fraction: float = field(default=0.15, metadata=_between(0.0, 1.0))
+    # Share of the source ratings held out to early-stop the source MF.
+    source_valid_fraction: float = field(default=0.05, metadata=_between(0.0, 1.0))
+    select_on: Literal["mae", "rmse", "loss"] = "mae"
+    mf_epochs: int = field(default=40, metadata=_at_least(1))
+    mf_batch_size: int = field(default=1024, metadata=_at_least(1))
+    mf_learning_rate: float = field(default=0.03, metadata=_at_least(0.0))
+    mf_patience: int = field(default=3, metadata=_at_least(1))
+    mapping: Literal["linear", "mlp"] = "mlp"
+    mapping_hidden: int = field(default=64, metadata=_at_least(1))
+    mapping_epochs: int = field(default=200, metadata=_at_least(1))
+    mapping_batch_size: int = field(default=64, metadata=_at_least(1))
+    mapping_learning_rate: float = field(default=0.005, metadata=_at_least(0.0))
+    mapping_patience: int = field(default=5, metadata=_at_least(1))
+    # ptupcdr: batch 256, meta dim 50, history 20 are the official PTUPCDR meta-stage dimensions.
+    meta_epochs: int = field(default=20, metadata=_at_least(1))
+    meta_batch_size: int = field(default=256, metadata=_at_least(1))
+    meta_learning_rate: float = field(default=0.001, metadata=_at_least(0.0))
+    meta_patience: int = field(default=2, metadata=_at_least(1))
+    meta_dim: int = field(default=50, metadata=_at_least(1))
+    history_length: int = field(default=20, metadata=_at_least(1))
+    meta_l2: float = field(default=0.0, metadata=_at_least(0.0))
+    history_dropout: float = field(default=0.5, metadata=_between(0.0, 1.0))
+    # Start the bridge from the ridge solution p^t ≈ p^s W over the meta users (epoch 0 counts).
+    warm_start: bool = True
+    ridge: float = field(default=1.0, metadata=_at_least(0.0))
+
+
+# task: sequential — the methods of xdt.sequential.experiment (kept here so that config validation
+# never imports TensorFlow).
+SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge")
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """task: sequential — next-item transformers (xdt.sequential) over each user's time-ordered items.
+
+    seq_target_only: trained on target sequences alone; seq_finetune: pretrained on source
+    sequences, fine-tuned on mixed (source + target) sequences with target labels; text_bridge:
+    the same with items represented by their titles (a Hugging Face sentence encoder folder in
+    `text_encoder_dir`, else hashed n-grams) through a learned adaptor.
+    """
+
+    methods: list[str] = field(default_factory=lambda: ["seq_target_only", "seq_finetune"])
+    max_length: int = field(default=30, metadata=_at_least(1))
+    width: int = field(default=64, metadata=_at_least(1))
+    layers: int = field(default=2, metadata=_at_least(0))
+    heads: int = field(default=2, metadata=_at_least(1))
+    dropout: float = field(default=0.2, metadata=_between(0.0, 1.0))
+    epochs: int = field(default=10, metadata=_at_least(1))
+    pretrain_epochs: int = field(default=5, metadata=_at_least(1))
+    batch_size: int = field(default=256, metadata=_at_least(1))
+    learning_rate: float = field(default=1e-3, metadata=_at_least(0.0))
+    # full: softmax over every item of the domain (exact); sampled: `negatives` shared negatives.
+    loss: Literal["full", "sampled"] = "full"
+    negatives: int = field(default=512, metadata=_at_least(1))
+    negative_sampler: Literal["uniform", "in_batch"] = "in_batch"
+    # Fine-tuning epochs with the pretrained transformer blocks and positions frozen.
+    freeze_epochs: int = field(default=1, metadata=_at_least(0))
+    patience: int = field(default=3, metadata=_at_least(1))
+    text_encoder_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: data, source model, transfer methods, evaluation."""
 
     experiment: str
     dataset: DatasetConfig
+    # ranking: pretrain → transfer → full-ranking evaluation; rating: xdt.rating's explicit-rating methods.
+    task: Literal["ranking", "rating", "sequential"] = "ranking"
     seed: int = 42
     seeds: list[int] = field(default_factory=list)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -183,6 +277,9 @@ class ExperimentConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    rating: RatingConfig = field(default_factory=RatingConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Every value actually used, as plain data."""
@@ -275,11 +372,22 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
     if dataset.cold_fraction + dataset.valid_cold_fraction > 1.0:
         raise ConfigError(f"{source}: dataset: expected cold_fraction + valid_cold_fraction <= 1")
     check_dataset_protocol(dataset, source=source)
+    if dataset.folds > 1 and dataset.protocol != "cold_users":
+        raise ConfigError(f"{source}: dataset.folds: cross-validation folds need protocol cold_users. Received protocol: {dataset.protocol}")
+    if dataset.folds > 1 and dataset.test_users_file:
+        raise ConfigError(f"{source}: dataset.folds cannot be combined with dataset.test_users_file (the file fixes the test users)")
+    if dataset.fold is not None and not 0 <= dataset.fold < dataset.folds:
+        raise ConfigError(f"{source}: dataset.fold: expected 0 <= fold < folds ({dataset.folds}). Received: {dataset.fold}")
     check_name(config.pretrain.model, SOURCE_MODEL_NAMES, key="pretrain.model", source=source)
     if not config.transfer.methods:
         raise ConfigError(f"{source}: transfer.methods: expected at least one method. Received: []")
-    for index, method in enumerate(config.transfer.methods):
-        check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
+    if config.task == "rating":
+        check_rating_task(config, source=source)
+    elif config.task == "sequential":
+        check_sequence_task(config, source=source)
+    else:
+        for index, method in enumerate(config.transfer.methods):
+            check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
     if not config.evaluate.ks or min(config.evaluate.ks) < 1:
         raise ConfigError(f"{source}: evaluate.ks: expected a list of k >= 1. Received: {config.evaluate.ks}")
     metric, _, k_text = config.evaluate.validation_metric.partition("@")
@@ -287,6 +395,43 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
         raise ConfigError(
             f"{source}: evaluate.validation_metric: expected METRIC@K with METRIC one of "
             f"ndcg, recall, hr, mrr, precision. Received: {config.evaluate.validation_metric!r}"
+        )
+
+
+def check_sequence_task(config: ExperimentConfig, *, source: str) -> None:
+    """task: sequential — known, distinct sequence methods; width divisible by heads."""
+    methods = config.sequence.methods
+    if not methods:
+        raise ConfigError(f"{source}: sequence.methods: expected at least one of {', '.join(SEQUENCE_METHOD_NAMES)}. Received: []")
+    for index, method in enumerate(methods):
+        check_name(method, SEQUENCE_METHOD_NAMES, key=f"sequence.methods[{index}]", source=source)
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"{source}: sequence.methods: expected distinct methods. Received: {methods}")
+    if config.sequence.width % config.sequence.heads:
+        raise ConfigError(
+            f"{source}: sequence.width: expected a multiple of sequence.heads. "
+            f"Received: width={config.sequence.width}, heads={config.sequence.heads}"
+        )
+
+
+def check_rating_task(config: ExperimentConfig, *, source: str) -> None:
+    """task: rating — rating methods only, on cold-start users (protocol cold_users without warm holdout)."""
+    for index, method in enumerate(config.transfer.methods):
+        if method in RATING_METHOD_NAMES:
+            continue
+        close = difflib.get_close_matches(method, RATING_METHOD_NAMES, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        kind = "a ranking method, not a rating method" if method in METHOD_NAMES else "not a rating method"
+        raise ConfigError(
+            f"{source}: transfer.methods[{index}]: {method!r} is {kind} (task: rating).{hint} "
+            f"Available rating methods: {', '.join(RATING_METHOD_NAMES)}"
+        )
+    dataset = config.dataset
+    if dataset.protocol != "cold_users" or dataset.warm_holdout != "none":
+        raise ConfigError(
+            f"{source}: dataset: task: rating predicts the target ratings of cold-start users and needs "
+            f"protocol cold_users with warm_holdout none. "
+            f"Received: protocol={dataset.protocol!r}, warm_holdout={dataset.warm_holdout!r}"
         )
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xdt.config import ExperimentConfig
 from xdt.data.prepare import is_up_to_date, prepare_dataset
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import RunDirectory
 from xdt.significance import summarise_over_seeds
+from xdt.tracking import require_mlflow, track_run
+
+if TYPE_CHECKING:
+    from xdt.rating.experiment import RatingOutcome
 
 
 @dataclass(frozen=True)
@@ -25,22 +29,41 @@ class ExperimentOutcome:
 
 
 def seed_configs(config: ExperimentConfig) -> list[ExperimentConfig]:
-    """One config per seed of `seeds` (each with its own prepared dataset), or the config itself."""
-    if not config.seeds:
-        return [config]
-    return [
-        replace(config, seed=seed, seeds=[], dataset=replace(config.dataset, name=f"{config.dataset.name}-seed{seed}"))
-        for seed in config.seeds
-    ]
+    """One config per seed of `seeds` and per cross-validation fold, each with its own prepared dataset."""
+    variants = [config]
+    if config.seeds:
+        variants = [
+            replace(config, seed=seed, seeds=[], dataset=replace(config.dataset, name=f"{config.dataset.name}-seed{seed}"))
+            for seed in config.seeds
+        ]
+    if config.dataset.folds > 1 and config.dataset.fold is None:
+        variants = [
+            replace(variant, dataset=replace(variant.dataset, fold=fold, name=f"{variant.dataset.name}-fold{fold}"))
+            for variant in variants
+            for fold in range(config.dataset.folds)
+        ]
+    return variants
 
 
-def run_experiment(config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter()) -> list[ExperimentOutcome]:
+def run_experiment(
+    config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter()
+) -> list[ExperimentOutcome] | list[RatingOutcome]:
     """Run every stage for every seed; a dataset is re-prepared only when its config changed."""
     return [run_seed(seeded, config_text=config_text, reporter=reporter) for seeded in seed_configs(config)]
 
 
-def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) -> ExperimentOutcome:
-    """All stages for one seed."""
+def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) -> ExperimentOutcome | RatingOutcome:
+    """All stages for one seed (task: rating trains and scores every rating method into one run)."""
+    if config.task == "rating":
+        from xdt.rating.experiment import run_rating_experiment
+
+        return run_rating_experiment(config, config_text=config_text, reporter=reporter)
+    if config.task == "sequential":
+        from xdt.sequential.experiment import run_sequential_experiment
+
+        return run_sequential_experiment(config, config_text=config_text, reporter=reporter)
+    if config.tracking.mlflow:
+        require_mlflow()  # a missing extra fails before training, not after it
     if is_up_to_date(config):
         reporter.status(f"dataset {config.dataset.name}: up to date")
     else:
@@ -52,6 +75,7 @@ def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) 
     from xdt.transfer import transfer_method
 
     pretrain_run = pretrain_source(config, config_text=config_text, reporter=reporter)
+    track_run(pretrain_run, config.tracking)
     transfer_runs: dict[str, RunDirectory] = {}
     results: dict[str, dict[str, Any]] = {}
     for method in config.transfer.methods:
@@ -59,6 +83,7 @@ def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) 
         transfer_runs[method] = run
         results[method] = evaluate_run(run, reporter=reporter)
         write_report(run)
+        track_run(run, config.tracking)
     report = write_experiment_report(transfer_runs, pretrain_run.path / "experiment")
     return ExperimentOutcome(config.seed, pretrain_run, transfer_runs, results, report)
 

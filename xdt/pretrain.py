@@ -6,6 +6,7 @@ from pathlib import Path
 
 from xdt.config import ExperimentConfig
 from xdt.data.protocols import SOURCE
+from xdt.errors import XdtError
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
@@ -17,6 +18,8 @@ def pretrain_source(
     config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter(), resume: RunDirectory | None = None
 ) -> RunDirectory:
     """Train BPR-MF on the source domain for `pretrain.epochs` epochs; `resume` continues a killed run."""
+    if config.task == "rating":
+        raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
     dataset = open_dataset(config)
     strategy = select_strategy(config.runtime.strategy)
     run = resume or create_run(

@@ -33,6 +33,8 @@ def transfer_method(
     resume: RunDirectory | None = None,
 ) -> RunDirectory:
     """Train one method into its own run directory (or continue `resume`)."""
+    if config.task == "rating":
+        raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
     check_parent(parent)
     entry = get_method(method)
     dataset = open_dataset(config)
