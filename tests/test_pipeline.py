@@ -91,3 +91,16 @@ def test_seeds_run_each_seed_on_its_own_split_and_aggregate(tmp_path: Path) -> N
     mean, std = aggregate_over_seeds(outcomes, ["ndcg@10"])["popularity"]["all"]["ndcg@10"]
     assert mean == pytest.approx(sum(values) / 2) and std == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
     assert outcomes[0].report.name == "report.md" and outcomes[0].report.is_file()
+
+
+def test_folds_repeat_the_protocol_over_disjoint_cold_start_test_users(tmp_path: Path) -> None:
+    loaded = load_config(write_config(tmp_path, TINY_CONFIG), ["dataset.folds=3", "transfer.methods=[popularity]"])
+    outcomes = run_experiment(loaded.config, config_text=loaded.text)
+    assert [outcome.results["popularity"]["dataset"] for outcome in outcomes] == ["tiny-fold0", "tiny-fold1", "tiny-fold2"]
+    cohorts = []
+    for fold in range(3):
+        per_user = pd.read_parquet(outcomes[fold].transfer_runs["popularity"].path / "per_user.parquet")
+        cohorts.append(set(per_user.loc[per_user["cohort"] == "cold", "user"]))
+    # 360 overlapping users cut into 3 disjoint folds of 120 cold-start test users.
+    assert [len(cold) for cold in cohorts] == [120, 120, 120]
+    assert not (cohorts[0] & cohorts[1]) and not (cohorts[1] & cohorts[2]) and not (cohorts[0] & cohorts[2])

@@ -331,6 +331,8 @@ def apply_protocol(indexed: IndexedFrame, dataset: DatasetConfig, *, seed: int) 
             warm_holdout=dataset.warm_holdout,
             seed=seed,
             test_users=test_users,
+            fold=dataset.fold,
+            folds=dataset.folds,
         )
     if dataset.protocol == "leave_one_out":
         return protocols.split_leave_one_out(frame, seed=seed)

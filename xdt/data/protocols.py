@@ -119,8 +119,13 @@ def split_cold_users(
     warm_holdout: str,
     seed: int,
     test_users: Sequence[Any] | None = None,
+    fold: int | None = None,
+    folds: int = 1,
 ) -> tuple[pd.DataFrame, ProtocolSummary]:
     """Hold out a fraction of overlapping users as cold-start users (EMCDR/PTUPCDR/CDRIB protocol).
+
+    With `fold` (cross-validation), the seeded shuffle of overlapping users is cut into `folds`
+    disjoint parts and part `fold` is the cold test cohort (`cold_fraction` is then 1/folds).
 
     All target rows of cold test (valid) users go to test (valid); all source rows are training
     data. With `test_users` (e.g. a published split), those are the cold test users and the valid
@@ -146,6 +151,14 @@ def split_cold_users(
         cold_test = np.sort(np.array(list(set(test_users)), dtype=overlap.dtype))
         remaining = np.setdiff1d(overlap, cold_test)
         cold_valid = np.sort(remaining[rng.permutation(len(remaining))][:valid_count])
+    elif fold is not None:
+        if not 0 <= fold < folds:
+            raise DataError(f"Expected 0 <= dataset.fold < dataset.folds. Received: fold={fold}, folds={folds}")
+        shuffled = overlap[rng.permutation(len(overlap))]
+        parts = np.array_split(np.arange(len(overlap)), folds)
+        cold_test = np.sort(shuffled[parts[fold]])
+        remaining = np.delete(shuffled, parts[fold])
+        cold_valid = np.sort(remaining[:valid_count])
     else:
         shuffled = overlap[rng.permutation(len(overlap))]
         test_count = int(round(cold_fraction * len(overlap)))
@@ -165,7 +178,7 @@ def split_cold_users(
         list(cold_valid),
         overlap_users=len(overlap),
         users_too_short_for_holdout=too_short,
-        details={"test_users_given": test_users is not None},
+        details={"test_users_given": test_users is not None, "fold": fold, "folds": folds},
     )
     return result, summary
 
