@@ -129,6 +129,24 @@ def evaluate_model(
     `test_excludes` (train and valid by default) for test. Metrics are tie-aware expectations
     over random orders of equally scored items (xdt.metrics.expected_ranking_metrics).
     """
+    frame, _ = evaluate_ranking(
+        score_all, dataset, split=split, ks=ks, batch_size=batch_size, users=users, test_excludes=test_excludes, progress=progress
+    )
+    return frame
+
+
+def evaluate_ranking(
+    score_all: Callable[[Any], Any],
+    dataset: PreparedDataset,
+    *,
+    split: str,
+    ks: Sequence[int],
+    batch_size: int,
+    users: np.ndarray | None = None,
+    test_excludes: Sequence[str] = EXCLUDED_SPLITS["test"],
+    progress: Callable[[int], None] = lambda advance: None,
+) -> tuple[pd.DataFrame, Ranking]:
+    """`evaluate_model` plus the ranking it computed (top max(ks) items per user), so callers need no second pass."""
     relevant = dataset.interaction_matrix(TARGET, split)
     if users is None:
         users = dataset.evaluation_users(split)
@@ -146,7 +164,7 @@ def evaluate_model(
             **metrics,
         }
     )
-    return frame
+    return frame, ranking
 
 
 def excluded_splits(split: str, test_excludes: Sequence[str]) -> tuple[str, ...]:
@@ -207,7 +225,7 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
         if len(users) == 0:
             continue
         with reporter.task(f"evaluate {info.get('method')} on {split}", len(users)) as advance:
-            per_user = evaluate_model(
+            per_user, ranking = evaluate_ranking(
                 model.score_all,
                 dataset,
                 split=split,
@@ -220,11 +238,9 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
         if split == "test":
             per_user.to_parquet(run.path / "per_user.parquet", index=False)
             k = 10 if 10 in config.evaluate.ks else max(config.evaluate.ks)
-            seen = dataset.interaction_matrix(TARGET, *excluded_splits(split, test_excludes))
-            ranking = rank_items(model.score_all, users, seen=seen, relevant=None, k=k, batch_size=config.evaluate.batch_size)
             popularity = np.bincount(dataset.rows(TARGET, "train")["item"].to_numpy(), minlength=dataset.n_items(TARGET))
             results["beyond_accuracy"] = {
-                f"@{k}": beyond_accuracy_metrics(ranking.top_items, n_items=dataset.n_items(TARGET), item_popularity=popularity)
+                f"@{k}": beyond_accuracy_metrics(ranking.top_items[:, :k], n_items=dataset.n_items(TARGET), item_popularity=popularity)
             }
     run.write_json("results.json", results)
     run.update_info(evaluated=True)
