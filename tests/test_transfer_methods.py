@@ -1,4 +1,4 @@
-"""ptupcdr, dann and joint on tiny data: train, shapes, save → load identical, and that they use the source domain."""
+"""ptupcdr, dann, joint, finetune, emcdr and fusion on tiny data: train, shapes, save → load identical, and that they use the source domain."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ from xdt.runs import RunDirectory
 from xdt.session import SERIALISABLE_MODELS, load_model, open_dataset
 from xdt.transfer import transfer_method
 
-METHODS = ("ptupcdr", "dann", "joint")
+METHODS = ("ptupcdr", "dann", "joint", "finetune", "emcdr", "fusion")
+# Models whose call takes (users, positives, negatives) BPR triples.
+PAIRWISE = ("ptupcdr", "dann", "joint", "finetune")
+# Stage whose first epoch is recorded in metrics.jsonl.
+FIRST_STAGE = {"ptupcdr": "meta", "emcdr": "target", "fusion": "finetune"}
 OVERRIDES = ["transfer.history_length=8", "transfer.meta_dim=8", "transfer.encoder_hidden=8"]
 
 
@@ -86,15 +90,16 @@ def train_method(experiment: Experiment, method: str) -> keras.Model:
 def test_method_trains_round_trips_and_uses_the_source_domain(experiment: Experiment, shuffled: Experiment, method: str, tmp_path: Path) -> None:
     dataset = experiment.dataset
     run = transfer_method(experiment.config, method, parent=experiment.pretrain, config_text=experiment.text)
-    stage = {"ptupcdr": "meta"}.get(method, method)
+    stage = FIRST_STAGE.get(method, method)
     assert [line["epoch"] for line in run.metrics_history() if line["stage"] == stage][0] == 1
     model = load_model(run)
     users = tf.constant(dataset.evaluation_users("test")[:16], dtype=tf.int32)
     scores = model.score_all(users).numpy()
     assert scores.shape == (16, dataset.n_items(TARGET)) and np.isfinite(scores).all()
-    offset = dataset.n_items(SOURCE) if method != "ptupcdr" else 0
-    triples = (users, tf.fill([16], offset), tf.fill([16], offset + 1))
-    assert tuple(model(triples).shape) == (16, 1)
+    offset = dataset.n_items(SOURCE) if method in ("dann", "joint") else 0
+    if method in PAIRWISE:
+        triples = (users, tf.fill([16], offset), tf.fill([16], offset + 1))
+        assert tuple(model(triples).shape) == (16, 1)
     if method == "joint":
         assert tuple(model.score_all_source(users).shape) == (16, dataset.n_items(SOURCE))
     path = tmp_path / "model.keras"
@@ -108,7 +113,7 @@ def test_method_trains_round_trips_and_uses_the_source_domain(experiment: Experi
     shuffled_cold = other.score_all(tf.constant(cold, dtype=tf.int32)).numpy()
     # Cold-start users are scored from their source history: giving them another user's history changes their scores.
     assert np.abs(original_cold - shuffled_cold).mean() > 0.1 * np.abs(original_cold).mean(), method
-    if method == "ptupcdr":
+    if method in ("ptupcdr", "emcdr"):
         # Warm users are served by the target MF, which never sees the source domain.
         np.testing.assert_allclose(
             model.score_all(tf.constant(warm, dtype=tf.int32)).numpy(), other.score_all(tf.constant(warm, dtype=tf.int32)).numpy(), rtol=1e-5, atol=1e-5

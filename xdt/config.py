@@ -16,7 +16,7 @@ from typing import Any, Literal, Sequence
 import yaml
 
 from xdt.errors import ConfigError
-from xdt.models.registry import METHOD_NAMES, SOURCE_MODEL_NAMES
+from xdt.models.registry import FUSION_BASE_NAMES, METHOD_NAMES, SOURCE_MODEL_NAMES
 
 
 def _at_least(minimum: float) -> dict[str, float]:
@@ -143,6 +143,8 @@ class TransferConfig(TrainingConfig):
     # dann: gradient-reversal weight of the domain classifier, and the shared encoder's hidden width.
     dann_lambda: float = field(default=0.1, metadata=_at_least(0.0))
     encoder_hidden: int = field(default=64, metadata=_at_least(1))
+    # fusion: the learned transfer method whose scores are blended with xknn and content scores.
+    fusion_base: str = "finetune"
 
 
 @dataclass(frozen=True)
@@ -388,6 +390,7 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
     else:
         for index, method in enumerate(config.transfer.methods):
             check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
+        check_name(config.transfer.fusion_base, FUSION_BASE_NAMES, key="transfer.fusion_base", source=source)
     if not config.evaluate.ks or min(config.evaluate.ks) < 1:
         raise ConfigError(f"{source}: evaluate.ks: expected a list of k >= 1. Received: {config.evaluate.ks}")
     metric, _, k_text = config.evaluate.validation_metric.partition("@")

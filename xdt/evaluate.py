@@ -11,7 +11,7 @@ import scipy.sparse as sparse
 import tensorflow as tf
 
 from xdt.data.dataset import PreparedDataset
-from xdt.data.protocols import TARGET
+from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import XdtError
 from xdt.metrics import expected_ranking_metrics
 from xdt.progress import Reporter
@@ -122,15 +122,25 @@ def evaluate_model(
     users: np.ndarray | None = None,
     test_excludes: Sequence[str] = EXCLUDED_SPLITS["test"],
     progress: Callable[[int], None] = lambda advance: None,
+    domain: str = TARGET,
 ) -> pd.DataFrame:
-    """Per-user full-ranking metrics on the target domain's `split` (valid or test).
+    """Per-user full-ranking metrics on `domain`'s `split` (valid or test); the target domain by default.
 
-    Each user's own target items from earlier splits are excluded: train for valid,
+    Each user's own items of that domain from earlier splits are excluded: train for valid,
     `test_excludes` (train and valid by default) for test. Metrics are tie-aware expectations
     over random orders of equally scored items (xdt.metrics.expected_ranking_metrics).
+    `score_all` must score `domain`'s items (e.g. `score_all_source` for domain="source").
     """
     frame, _ = evaluate_ranking(
-        score_all, dataset, split=split, ks=ks, batch_size=batch_size, users=users, test_excludes=test_excludes, progress=progress
+        score_all,
+        dataset,
+        split=split,
+        ks=ks,
+        batch_size=batch_size,
+        users=users,
+        test_excludes=test_excludes,
+        progress=progress,
+        domain=domain,
     )
     return frame
 
@@ -145,12 +155,15 @@ def evaluate_ranking(
     users: np.ndarray | None = None,
     test_excludes: Sequence[str] = EXCLUDED_SPLITS["test"],
     progress: Callable[[int], None] = lambda advance: None,
+    domain: str = TARGET,
 ) -> tuple[pd.DataFrame, Ranking]:
     """`evaluate_model` plus the ranking it computed (top max(ks) items per user), so callers need no second pass."""
-    relevant = dataset.interaction_matrix(TARGET, split)
+    if domain not in (SOURCE, TARGET):
+        raise XdtError(f"Expected domain 'source' or 'target'. Received: domain={domain!r}")
+    relevant = dataset.interaction_matrix(domain, split)
     if users is None:
-        users = dataset.evaluation_users(split)
-    seen = dataset.interaction_matrix(TARGET, *excluded_splits(split, test_excludes))
+        users = dataset.evaluation_users(split, domain)
+    seen = dataset.interaction_matrix(domain, *excluded_splits(split, test_excludes))
     ranking = rank_items(score_all, users, seen=seen, relevant=relevant, k=max(ks), batch_size=batch_size, progress=progress)
     counts = np.diff(relevant.indptr)[users]
     metrics = expected_ranking_metrics(ranking.relevant_higher, ranking.relevant_tied, counts, ks)
@@ -158,7 +171,7 @@ def evaluate_ranking(
         {
             "user": dataset.raw_users[users].astype(str),
             "user_index": users,
-            "cohort": dataset.cohort(users),
+            "cohort": dataset.cohort(users, domain),
             "activity_bucket": dataset.activity_bucket(users),
             "relevant": counts,
             **metrics,
@@ -242,6 +255,40 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
             results["beyond_accuracy"] = {
                 f"@{k}": beyond_accuracy_metrics(ranking.top_items[:, :k], n_items=dataset.n_items(TARGET), item_popularity=popularity)
             }
+    if hasattr(model, "score_all_source"):
+        source = evaluate_source_domain(model, dataset, config, run, test_excludes=test_excludes, reporter=reporter, method=info.get("method"))
+        if source:
+            results["source"] = source
     run.write_json("results.json", results)
     run.update_info(evaluated=True)
     return results
+
+
+def evaluate_source_domain(
+    model: Any, dataset: PreparedDataset, config: Any, run: RunDirectory, *, test_excludes: Sequence[str], reporter: Reporter, method: str | None
+) -> dict[str, Any]:
+    """Dual-target models: the same metrics on the source domain's valid and test splits (those with rows).
+
+    Writes per_user_source.parquet for the source test split. Empty when the source domain has
+    no valid or test rows.
+    """
+    summaries: dict[str, Any] = {}
+    for split in ("valid", "test"):
+        users = dataset.evaluation_users(split, SOURCE)
+        if len(users) == 0:
+            continue
+        with reporter.task(f"evaluate {method} on source {split}", len(users)) as advance:
+            per_user = evaluate_model(
+                model.score_all_source,
+                dataset,
+                split=split,
+                ks=config.evaluate.ks,
+                batch_size=config.evaluate.batch_size,
+                test_excludes=test_excludes,
+                progress=advance,
+                domain=SOURCE,
+            )
+        summaries[split] = summarise(per_user)
+        if split == "test":
+            per_user.to_parquet(run.path / "per_user_source.parquet", index=False)
+    return summaries

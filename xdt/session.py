@@ -13,6 +13,7 @@ from xdt.data.prepare import dataset_dir, dataset_fingerprint
 from xdt.errors import DataError, XdtError
 from xdt.models.dann import DannModel, GradientReversal
 from xdt.models.emcdr import EmbeddingMapping, EmcdrModel
+from xdt.models.fusion import ContentModel, FusionModel
 from xdt.models.joint import JointModel
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.models.neighbourhood import NeighbourhoodModel
@@ -33,6 +34,8 @@ SERIALISABLE_MODELS = {
     "xdt>GradientReversal": GradientReversal,
     "xdt>JointModel": JointModel,
     "xdt>NeighbourhoodModel": NeighbourhoodModel,
+    "xdt>FusionModel": FusionModel,
+    "xdt>ContentModel": ContentModel,
 }
 
 

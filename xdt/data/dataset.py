@@ -80,13 +80,19 @@ class PreparedDataset:
         rows = self.interactions[self.interactions["split"] == "train"]
         return np.bincount(rows["user"].to_numpy(), minlength=self.n_users)
 
-    def evaluation_users(self, split: str) -> np.ndarray:
-        """Users with target rows in `split`, sorted."""
-        return np.unique(self.rows(TARGET, split)["user"].to_numpy())
+    def train_counts(self, domain: str = TARGET) -> np.ndarray:
+        """Training rows per user in `domain`; zero means cold-start there."""
+        if domain == TARGET:
+            return self.target_train_counts
+        return np.bincount(self.rows(domain, "train")["user"].to_numpy(), minlength=self.n_users)
 
-    def cohort(self, users: np.ndarray) -> np.ndarray:
-        """'cold' for users without target training rows, else 'warm'."""
-        return np.where(self.target_train_counts[users] == 0, "cold", "warm")
+    def evaluation_users(self, split: str, domain: str = TARGET) -> np.ndarray:
+        """Users with rows of `domain` (target by default) in `split`, sorted."""
+        return np.unique(self.rows(domain, split)["user"].to_numpy())
+
+    def cohort(self, users: np.ndarray, domain: str = TARGET) -> np.ndarray:
+        """'cold' for users without training rows in `domain` (target by default), else 'warm'."""
+        return np.where(self.train_counts(domain)[users] == 0, "cold", "warm")
 
     def activity_bucket(self, users: np.ndarray) -> np.ndarray:
         """Bucket label of each user's training activity, e.g. '6-10'."""

@@ -46,12 +46,20 @@ METHODS: dict[str, MethodEntry] = {
             "dann", "xdt.methods.dann", "shared user encoder made domain-invariant by gradient reversal, two item heads", True
         ),
         MethodEntry("joint", "xdt.methods.joint", "shared + domain-specific user embeddings trained on both domains", True),
+        MethodEntry(
+            "fusion",
+            "xdt.methods.fusion",
+            "per-user z-scored blend of a learned transfer model, xknn and TF-IDF content scores; weights chosen on validation",
+            True,
+        ),
     )
 }
 
 SOURCE_MODELS: dict[str, str] = {"mf": "BPR matrix factorisation over the source domain"}
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+# Learned methods that `fusion` can blend (transfer.fusion_base).
+FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf")
 SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
 
 
