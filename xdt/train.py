@@ -92,6 +92,16 @@ def restore_checkpoint(model: keras.Model, folder: Path) -> None:
         variable.assign(saved[f"v{index}"])
 
 
+def epoch_batches(users: np.ndarray, positives: np.ndarray, negatives: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """One epoch of (user, positive, negative) triples in the given order, with zero labels `(batch, 1)`.
+
+    Built directly rather than through Keras' numpy adapter, whose parallel map logs a spurious
+    "NodeDef mentions attribute use_unbounded_threadpool" error with Keras 3.15 on TF 2.21.
+    """
+    labels = np.zeros((len(users), 1), dtype=np.float32)
+    return tf.data.Dataset.from_tensor_slices(((users, positives, negatives), labels)).batch(batch_size)
+
+
 def save_weights_atomic(model: keras.Model, path: Path) -> None:
     """Save weights through a temporary file and an atomic rename."""
     temporary = path.with_name(f"tmp-{path.name}")
@@ -136,14 +146,7 @@ def fit_pairwise(
                 compile_model(model, training.optimizer, freeze_users=False)
         started = time.perf_counter()
         users, positives, negatives = dataset.bpr_triples(domain, seed, epoch)
-        history = model.fit(
-            x=(users, positives, negatives),
-            y=np.zeros((len(users), 1), dtype=np.float32),
-            batch_size=training.batch_size,
-            epochs=1,
-            shuffle=False,
-            verbose=0,
-        )
+        history = model.fit(epoch_batches(users, positives, negatives, training.batch_size), epochs=1, shuffle=False, verbose=0)
         loss = float(history.history["loss"][-1])
         score = validate(model) if validate is not None else None
         state.epoch = epoch

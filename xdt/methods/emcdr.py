@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import DataError, XdtError
@@ -51,11 +52,10 @@ def train(context: MethodContext) -> EmcdrModel:
     targets = target.user_embedding.embeddings.numpy()[users]
     held_out = max(1, len(users) // 10)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True)
+    # tf.data rather than numpy input: Keras' numpy adapter logs a spurious NodeDef error on TF 2.21.
     history = model.fit(
-        x=users[held_out:].astype("int32"),
-        y=targets[held_out:],
-        validation_data=(users[:held_out].astype("int32"), targets[:held_out]),
-        batch_size=256,
+        tf.data.Dataset.from_tensor_slices((users[held_out:].astype("int32"), targets[held_out:])).batch(256),
+        validation_data=tf.data.Dataset.from_tensor_slices((users[:held_out].astype("int32"), targets[:held_out])).batch(256),
         epochs=settings.mapping_epochs,
         shuffle=False,
         verbose=0,
