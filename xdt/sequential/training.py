@@ -35,8 +35,11 @@ class TrainingSettings:
     `loss="full"` is a softmax over every item of `candidate_domain` (exact, costs
     `positions × items × width` per batch); `loss="sampled"` scores each positive against
     `negatives` items shared by the batch, uniform over the domain's items or drawn from the
-    batch's own labels (`in_batch`, popularity-shaped; no logQ correction), accidental hits
-    masked. `freeze` names variable groups (see `SequenceTransformer.variable_groups`) left
+    batch's own labels (`in_batch`, popularity-shaped), accidental hits masked. In-batch
+    negatives get the logQ correction (every candidate's logit minus the log of its sampling
+    probability, Yi et al. RecSys 2019): without it the loss is minimised by demoting items in
+    proportion to their popularity, and on a catalogue where the popular items are the
+    positives the loss stays at log(1 + negatives) while nothing useful is learned. `freeze` names variable groups (see `SequenceTransformer.variable_groups`) left
     untouched during the first `freeze_epochs` epochs.
     """
 
@@ -104,10 +107,15 @@ def next_item_loss(
     candidate_high: int,
     full: bool,
     training: bool = True,
+    label_log_q: tf.Tensor | None = None,
+    negative_log_q: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Mean softmax cross-entropy of the next item over labelled positions.
 
     `labels` `(batch, length)`, 0 = unlabelled; `negatives` `(k,)` tokens (ignored when `full`).
+    `label_log_q` `(batch, length)` and `negative_log_q` `(k,)`: log sampling probabilities
+    subtracted from the sampled logits (logQ correction); omitted for uniform negatives, where
+    they are one constant.
     """
     hidden = model({"items": items, "domains": domains}, training=training)
     labelled = labels > 0
@@ -121,6 +129,9 @@ def next_item_loss(
         )
     positive_logits = tf.reduce_sum(hidden * model.item_vectors(targets, training=training), axis=-1, keepdims=True)
     negative_logits = tf.matmul(hidden, model.item_vectors(negatives, training=training), transpose_b=True)
+    if label_log_q is not None and negative_log_q is not None:
+        positive_logits -= tf.boolean_mask(label_log_q, labelled)[:, None]
+        negative_logits -= negative_log_q[None, :]
     accidental = tf.equal(targets[:, None], negatives[None, :])
     negative_logits = tf.where(accidental, tf.constant(-1e9, negative_logits.dtype), negative_logits)
     logits = tf.concat([positive_logits, negative_logits], axis=1)
@@ -129,13 +140,28 @@ def next_item_loss(
     )
 
 
-def draw_negatives(labels: np.ndarray, settings: TrainingSettings, token_range: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """`settings.negatives` tokens for one batch, uniform over `token_range` or from the batch labels."""
-    if settings.negative_sampler == "in_batch":
-        pool = labels[labels > 0]
-        if len(pool):
-            return rng.choice(pool, size=settings.negatives).astype(np.int32)
-    return rng.integers(token_range[0], token_range[1], size=settings.negatives).astype(np.int32)
+def draw_negatives(
+    labels: np.ndarray, settings: TrainingSettings, token_range: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`settings.negatives` tokens for one batch, uniform over `token_range` or from the batch labels.
+
+    Returns `(negatives, label_log_q, negative_log_q)`: the log probability that one draw picks
+    each label `(batch, length)` / each negative `(k,)`. Uniform draws: all zeros (a constant
+    shift changes no softmax). Example: batch labels [5, 5, 7] → q(5) = 2/3, q(7) = 1/3.
+    """
+    pool = labels[labels > 0]
+    if settings.negative_sampler == "in_batch" and len(pool):
+        negatives = rng.choice(pool, size=settings.negatives).astype(np.int32)
+        tokens, counts = np.unique(pool, return_counts=True)
+        log_q = np.log(counts / len(pool)).astype(np.float32)
+
+        def lookup(values: np.ndarray) -> np.ndarray:
+            index = np.clip(np.searchsorted(tokens, values), 0, len(tokens) - 1)
+            return np.where(tokens[index] == values, log_q[index], 0.0).astype(np.float32)
+
+        return negatives, lookup(labels), lookup(negatives)
+    negatives = rng.integers(token_range[0], token_range[1], size=settings.negatives).astype(np.int32)
+    return negatives, np.zeros(labels.shape, np.float32), np.zeros(len(negatives), np.float32)
 
 
 def make_train_step(
@@ -149,9 +175,14 @@ def make_train_step(
     full = settings.loss == "full"
 
     @tf.function(reduce_retracing=True)
-    def step(items: tf.Tensor, domains: tf.Tensor, labels: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
+    def step(
+        items: tf.Tensor, domains: tf.Tensor, labels: tf.Tensor, negatives: tf.Tensor, label_log_q: tf.Tensor, negative_log_q: tf.Tensor
+    ) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = next_item_loss(model, items, domains, labels, negatives, token_range[0], token_range[1], full)
+            loss = next_item_loss(
+                model, items, domains, labels, negatives, token_range[0], token_range[1], full,
+                label_log_q=label_log_q, negative_log_q=negative_log_q,
+            )
         gradients = tape.gradient(loss, variables)
         gradients = [tf.convert_to_tensor(gradient) if gradient is not None else tf.zeros_like(variable) for gradient, variable in zip(gradients, variables)]
         if settings.clip_norm is not None:
@@ -216,8 +247,8 @@ def train_next_item(
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
             labels = examples.labels[batch]
-            negatives = draw_negatives(labels, settings, token_range, rng)
-            losses.append(float(step(examples.items[batch], examples.domains[batch], labels, negatives)))
+            negatives, label_log_q, negative_log_q = draw_negatives(labels, settings, token_range, rng)
+            losses.append(float(step(examples.items[batch], examples.domains[batch], labels, negatives, label_log_q, negative_log_q)))
         train_seconds = time.perf_counter() - started
         score = validate(model) if validate is not None else None
         history.epoch = epoch

@@ -1,0 +1,303 @@
+"""`xdt run` with `task: sequential`: next-item transformers pretrained on source sequences, one run per method.
+
+One pretrain run (kind "pretrain") trains the source-domain next-item models the methods need
+(`model.keras`: the id transformer for seq_finetune; `text_model.keras`: the text bridge) on
+every source row, source labels. Then one transfer run (kind "transfer") per method of
+`sequence.methods`:
+
+- seq_target_only: a fresh id transformer on target sequences only (target history in);
+- seq_finetune: the pretrained id transformer fine-tuned on mixed sequences (source rows of
+  any split + target training rows, target labels; mixed history in), blocks and positions
+  frozen for `freeze_epochs`;
+- text_bridge: the same with the pretrained text-bridge model (items = title embeddings
+  through a learned adaptor).
+
+Each run holds config.yaml, resolved.json, env.json, data.json, model.keras, metrics.jsonl (one
+line per epoch), checkpoints/ (resumable epochs), and for transfer runs results.json in the
+layout of ranking runs ({"method", "dataset", "ks", "valid", "test": {"all", "cohorts",
+"activity"}}) and per_user.parquet. The next target item of each valid/test user is ranked
+against every target item, the user's earlier target items excluded (xdt.sequential.evaluation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from xdt.config import ExperimentConfig
+from xdt.data.protocols import SOURCE, TARGET
+from xdt.errors import DataError
+from xdt.progress import EpochReport, Reporter, SilentReporter
+from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
+
+if TYPE_CHECKING:
+    from xdt.data.dataset import PreparedDataset
+    from xdt.sequential.data import EvaluationExamples, ItemVocabulary, TrainingExamples
+    from xdt.sequential.transformer import SequenceTransformer
+
+TEXT_MODEL_FILE = "text_model.keras"
+PRETRAINED = {"seq_finetune": "ids", "text_bridge": "text"}
+HISTORY = {"seq_target_only": (TARGET,), "seq_finetune": (SOURCE, TARGET), "text_bridge": (SOURCE, TARGET)}
+
+
+@dataclass(frozen=True)
+class SequentialOutcome:
+    """The runs one seed of a sequential experiment produced, their results and the experiment report."""
+
+    seed: int
+    pretrain_run: RunDirectory
+    transfer_runs: dict[str, RunDirectory]
+    results: dict[str, dict[str, Any]]
+    report: Path
+
+
+def run_sequential_experiment(
+    config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter()
+) -> SequentialOutcome:
+    """Prepare the data if needed, pretrain on source sequences, train and evaluate every method of `sequence.methods`."""
+    from xdt.data.prepare import is_up_to_date, prepare_dataset
+    from xdt.report import write_experiment_report, write_report
+    from xdt.session import open_dataset, record_environment, save_model
+    from xdt.sequential.data import ItemVocabulary
+    from xdt.sequential.training import seed_everything
+    from xdt.train import select_strategy
+
+    if is_up_to_date(config):
+        reporter.status(f"dataset {config.dataset.name}: up to date")
+    else:
+        manifest = prepare_dataset(config, progress=lambda stage: reporter.status(f"prepare {config.dataset.name}: {stage}"))
+        reporter.status(f"dataset {manifest['name']}: {manifest['users']:,} users prepared")
+    dataset = open_dataset(config)
+    interactions = dataset.interactions[["domain", "user", "item", "timestamp", "split"]]
+    vocabulary = ItemVocabulary(dataset.n_items(SOURCE), dataset.n_items(TARGET))
+    methods = list(config.sequence.methods)
+    strategy = select_strategy("default")  # the custom loop runs on one device
+
+    def new_run(kind: str, method: str | None, parent: RunDirectory | None = None) -> RunDirectory:
+        run = create_run(
+            Path(config.runtime.runs_dir), config.experiment, kind=kind, config_text=config_text,
+            resolved=config.to_dict(), seed=config.seed, method=method, parent=parent,
+        )
+        record_environment(run, config, dataset, strategy)
+        return run
+
+    text_embeddings = item_text_embeddings(config, dataset, vocabulary) if "text_bridge" in methods else None
+    pretrain_run = new_run("pretrain", "sequence_source")
+    pretrained: dict[str, list[np.ndarray]] = {}
+    source_examples = None
+    for kind in dict.fromkeys(PRETRAINED[method] for method in methods if method in PRETRAINED):
+        seed_everything(config.seed)
+        model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
+        if source_examples is None:
+            source_examples = sequence_examples(config, interactions, vocabulary, domains=(SOURCE,), label_domain=SOURCE)
+        reporter.status(f"pretrain {kind} transformer on {len(source_examples):,} source sequences → {pretrain_run.path}")
+        train(config, model, source_examples, vocabulary, run=pretrain_run, stage=f"pretrain_{kind}", label_domain=SOURCE,
+              epochs=config.sequence.pretrain_epochs, validation=None, freeze=False, reporter=reporter)
+        model.save(pretrain_run.path / ("model.keras" if kind == "ids" else TEXT_MODEL_FILE))
+        pretrained[kind] = model.get_weights()
+    pretrain_run.update_info(status=STATUS_COMPLETE)
+
+    transfer_runs: dict[str, RunDirectory] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        run = new_run("transfer", method, parent=pretrain_run)
+        history = HISTORY[method]
+        valid = evaluation_examples_or_none(interactions, vocabulary, config, split="valid", history=history)
+        test = evaluation_examples_or_none(interactions, vocabulary, config, split="test", history=history)
+        if test is None:
+            raise DataError(f"task: sequential needs target test rows; dataset {dataset.manifest['name']!r} has none")
+        seed_everything(config.seed)
+        kind = PRETRAINED.get(method)
+        model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
+        if kind is not None:
+            if not model.built:
+                model.build()
+            model.set_weights(pretrained[kind])
+        examples = sequence_examples(config, interactions, vocabulary, domains=history, label_domain=TARGET)
+        reporter.status(f"{method}: {len(examples):,} training sequences ({' + '.join(history)} history) → {run.path}")
+        train(config, model, examples, vocabulary, run=run, stage=method, label_domain=TARGET, epochs=config.sequence.epochs,
+              validation=valid, freeze=kind is not None, reporter=reporter)
+        save_model(run, model)
+        results[method] = method_results(config, dataset, vocabulary, model, method, run, valid=valid, test=test)
+        run.write_json("results.json", results[method])
+        run.update_info(status=STATUS_COMPLETE, evaluated=True)
+        write_report(run)
+        transfer_runs[method] = run
+    report = write_experiment_report(transfer_runs, pretrain_run.path / "experiment")
+    return SequentialOutcome(config.seed, pretrain_run, transfer_runs, results, report)
+
+
+def item_text_embeddings(config: ExperimentConfig, dataset: "PreparedDataset", vocabulary: "ItemVocabulary") -> np.ndarray:
+    """Title embeddings of every vocabulary token, cached next to the prepared dataset."""
+    from xdt.sequential.text_bridge import encode_texts, item_texts
+
+    texts = item_texts(vocabulary, dataset.items(SOURCE), dataset.items(TARGET))
+    encoder_dir = Path(config.sequence.text_encoder_dir) if config.sequence.text_encoder_dir else None
+    if encoder_dir is not None and not (encoder_dir / "config.json").is_file():
+        raise DataError(f"sequence.text_encoder_dir: {encoder_dir} is not a Hugging Face model folder (no config.json)")
+    return encode_texts(texts, cache_dir=dataset.path / "text_cache", encoder_dir=encoder_dir).embeddings
+
+
+def new_model(config: ExperimentConfig, vocabulary: "ItemVocabulary", text_embeddings: np.ndarray | None) -> "SequenceTransformer":
+    """An id transformer, or a text bridge when `text_embeddings` is given, shaped by `sequence:`."""
+    from xdt.sequential.text_bridge import build_text_bridge
+    from xdt.sequential.transformer import SequenceTransformer
+
+    sequence = config.sequence
+    shape = {"width": sequence.width, "layers": sequence.layers, "heads": sequence.heads, "dropout": sequence.dropout}
+    if text_embeddings is not None:
+        return build_text_bridge(text_embeddings, max_length=sequence.max_length, **shape)
+    return SequenceTransformer(vocabulary.size, sequence.max_length, **shape)
+
+
+def sequence_examples(
+    config: ExperimentConfig, interactions: pd.DataFrame, vocabulary: "ItemVocabulary", *, domains: tuple[str, ...], label_domain: str
+) -> "TrainingExamples":
+    """Training windows over source rows of any split and target training rows, labels of `label_domain`.
+
+    The source domain is never evaluated, so its held-out rows are training material; target
+    valid/test rows never enter training.
+    """
+    from xdt.sequential.data import training_examples, user_sequences
+
+    rows = interactions.loc[(interactions["domain"] == SOURCE) | (interactions["split"] == "train")]
+    sequences = user_sequences(rows, vocabulary, domains=domains, splits=("train", "valid", "test"))
+    examples = training_examples(sequences, vocabulary, max_length=config.sequence.max_length, label_domains=(label_domain,))
+    if len(examples) == 0:
+        raise DataError(f"task: sequential: no {label_domain} sequence has a next item to learn (sequences of {', '.join(domains)})")
+    return examples
+
+
+def evaluation_examples_or_none(
+    interactions: pd.DataFrame, vocabulary: "ItemVocabulary", config: ExperimentConfig, *, split: str, history: tuple[str, ...]
+) -> "EvaluationExamples | None":
+    """The next target item of each user with a target row in `split`, or None when there is none."""
+    from xdt.sequential.data import evaluation_examples
+
+    examples = evaluation_examples(
+        interactions, vocabulary, split=split, max_length=config.sequence.max_length, domain=TARGET, history_domains=history
+    )
+    return examples if len(examples) else None
+
+
+def evaluation_ks(config: ExperimentConfig) -> list[int]:
+    """evaluate.ks plus the k of the validation metric."""
+    _, _, k_text = config.evaluate.validation_metric.partition("@")
+    return sorted(set(config.evaluate.ks) | {int(k_text)})
+
+
+def train(
+    config: ExperimentConfig,
+    model: "SequenceTransformer",
+    examples: "TrainingExamples",
+    vocabulary: "ItemVocabulary",
+    *,
+    run: RunDirectory,
+    stage: str,
+    label_domain: str,
+    epochs: int,
+    validation: "EvaluationExamples | None",
+    freeze: bool,
+    reporter: Reporter,
+) -> None:
+    """Train with `sequence:` settings, one metrics.jsonl line per epoch, resumable checkpoints under `checkpoints/<stage>`."""
+    from xdt.sequential.evaluation import evaluate_next_item
+    from xdt.sequential.training import TrainingSettings, train_next_item
+
+    sequence = config.sequence
+    settings = TrainingSettings(
+        epochs=epochs,
+        batch_size=sequence.batch_size,
+        learning_rate=sequence.learning_rate,
+        loss=sequence.loss,
+        negatives=sequence.negatives,
+        negative_sampler=sequence.negative_sampler,
+        freeze=("blocks", "positions") if freeze and sequence.freeze_epochs else (),
+        freeze_epochs=sequence.freeze_epochs if freeze else 0,
+        patience=sequence.patience,
+        seed=config.seed,
+    )
+    metric = config.evaluate.validation_metric
+    column = "mrr" if metric.startswith("mrr") else metric
+
+    def validate(candidate: "SequenceTransformer") -> float:
+        per_user = evaluate_next_item(candidate, validation, vocabulary, ks=evaluation_ks(config), batch_size=config.evaluate.batch_size)
+        return float(per_user[column].mean())
+
+    def on_epoch(record: dict) -> None:
+        row = {"stage": stage, "epoch": record["epoch"], "loss": record["loss"], "seconds": record["train_seconds"],
+               "sequences": record["sequences"], "frozen": record["frozen"]}
+        if record["valid_score"] is not None:  # pretraining has no validation; the report plots only numbers
+            row["valid_score"] = record["valid_score"]
+        run.append_metrics(row)
+        reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], record["valid_score"], record["train_seconds"]))
+
+    history = train_next_item(
+        model, examples, vocabulary, candidate_domain=label_domain, settings=settings,
+        validate=validate if validation is not None else None, checkpoint_dir=run.checkpoints / stage, on_epoch=on_epoch,
+    )
+    if validation is not None:
+        reporter.status(f"{stage}: kept epoch {history.best_epoch} (valid {metric} {history.best_score:.4f})")
+
+
+def method_results(
+    config: ExperimentConfig,
+    dataset: "PreparedDataset",
+    vocabulary: "ItemVocabulary",
+    model: "SequenceTransformer",
+    method: str,
+    run: RunDirectory,
+    *,
+    valid: "EvaluationExamples | None",
+    test: "EvaluationExamples",
+) -> dict[str, Any]:
+    """results.json of one method (ranking-run layout) and per_user.parquet of its test users."""
+    from xdt.evaluate import summarise
+
+    results: dict[str, Any] = {
+        "method": method,
+        "dataset": dataset.manifest["name"],
+        "ks": list(config.evaluate.ks),
+        "task": "sequential",
+        "history": list(HISTORY[method]),
+        # Rank = 1 + items scoring strictly higher (ties in the user's favour), one held-out item per user.
+        "ties": "optimistic",
+    }
+    for split, examples in (("valid", valid), ("test", test)):
+        if examples is None:
+            continue
+        per_user = per_user_frame(config, dataset, vocabulary, model, examples)
+        results[split] = summarise(per_user)
+        if split == "test":
+            per_user.to_parquet(run.path / "per_user.parquet", index=False)
+    return results
+
+
+def per_user_frame(
+    config: ExperimentConfig, dataset: "PreparedDataset", vocabulary: "ItemVocabulary", model: "SequenceTransformer", examples: "EvaluationExamples"
+) -> pd.DataFrame:
+    """One row per evaluated user: raw user, user_index, cohort and activity bucket (as ranking runs), rank and metrics."""
+    from xdt.sequential.evaluation import evaluate_next_item
+
+    per_user = evaluate_next_item(model, examples, vocabulary, ks=config.evaluate.ks, batch_size=config.evaluate.batch_size)
+    users = examples.users.astype(np.int64)
+    metrics = per_user.drop(columns=["user", "cohort"])
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "user": dataset.raw_users[users].astype(str),
+                    "user_index": users,
+                    "cohort": dataset.cohort(users),
+                    "activity_bucket": dataset.activity_bucket(users),
+                    "relevant": np.ones(len(users), dtype=np.int64),
+                }
+            ),
+            metrics.reset_index(drop=True),
+        ],
+        axis=1,
+    )
