@@ -41,8 +41,13 @@ Evaluate → per-user frame (user, cohort, rank, ndcg@10, recall@10, hr@10, prec
 Cold or brand-new items: `evaluate_next_item(..., candidates=ITEMS)` or
 `item_vectors=model.text_item_vectors(new_text_embeddings)`.
 
+Objectives: `loss="full"` (softmax over every item of the domain; the default to reach for when
+`positions × items × width` fits, e.g. 27k Kitchen items at width 64 on a CPU) or `"sampled"`
+(uniform, or in-batch negatives with the logQ correction). `xdt run` with `task: sequential`
+drives all of this from a config (`experiment.run_sequential_experiment`).
+
 Modules: `data` (sequences), `transformer` (`SequenceTransformer`, `parameter_count`),
 `text_bridge` (`TextAdaptor`, `item_texts`, `encode_texts`, `build_text_bridge`), `training`
 (`TrainingSettings`, `train_next_item`, `seed_everything`), `evaluation` (`evaluate_next_item`,
-`rank_next_items`, `mean_metrics`).
+`rank_next_items`, `mean_metrics`), `experiment` (`run_sequential_experiment`).
 """
