@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr")
-DEFAULT_METHODS = ("popularity", "itemknn", "xknn", "target_mf", "finetune", "emcdr", "ptupcdr", "dann", "joint")
+DEFAULT_METHODS = ("popularity", "itemknn", "xknn", "target_mf", "finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion")
 
 # Learned-method settings per dataset family, chosen on the validation split (CDRIB) or kept
 # fixed (DisenCDR has no validation file: given_valid none keeps PEERS.md's training rows, so
@@ -111,15 +111,28 @@ PEERS: dict[tuple[str, str], dict[str, float]] = {
 }
 
 
-def build_config(name: str, spec: dict[str, Any], seed: int, methods: list[str], work: Path) -> Any:
-    """An ExperimentConfig for one dataset and seed (data prepared once per seed under `work`)."""
+def build_config(name: str, spec: dict[str, Any], seed: int, methods: list[str], work: Path, given_valid: str = "none") -> Any:
+    """An ExperimentConfig for one dataset and seed (data prepared once per seed under `work`).
+
+    `given_valid` applies to datasets without a validation file (DisenCDR): leave_one_out carves
+    one training row per user into valid, so learned methods can stop early (baselines' training
+    rows then differ slightly from PEERS.md's).
+    """
     from xdt.config import config_from_dict
 
     training = TRAINING[spec["family"]]
+    carve = given_valid if spec["family"] == "disencdr" else "none"
+    suffix = "" if carve == "none" else "-loo"
     raw = {
-        "experiment": f"quality-{name}",
+        "experiment": f"quality-{name}{suffix}",
         "seed": seed,
-        "dataset": {"name": f"{name}-seed{seed}", "source": spec["source"], "target": spec["target"], "protocol": "given"},
+        "dataset": {
+            "name": f"{name}-seed{seed}{suffix}",
+            "source": spec["source"],
+            "target": spec["target"],
+            "protocol": "given",
+            "given_valid": carve,
+        },
         "pretrain": training["pretrain"],
         "transfer": {**training["transfer"], "methods": methods},
         # CDRIB masks only train items at test time, as PEERS.md and the official code do (see configs/cdrib-*.yaml).
@@ -138,7 +151,7 @@ def epoch_seconds(run_path: Path) -> float | None:
     return float(np.mean(seconds)) if seconds else None
 
 
-def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list[int], work: Path) -> dict[str, Any]:
+def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list[int], work: Path, given_valid: str = "none") -> dict[str, Any]:
     """Every method and seed on one dataset: metrics by cohort, timings."""
     from xdt.data.prepare import is_up_to_date, prepare_dataset
     from xdt.evaluate import evaluate_run
@@ -150,7 +163,7 @@ def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list
     # xknn reads the source rows, not the pretrained source model.
     needs_source_training = any(get_method(method).uses_source and method != "xknn" for method in methods)
     for seed in seeds:
-        config = build_config(name, spec, seed, methods, work)
+        config = build_config(name, spec, seed, methods, work, given_valid)
         if not needs_source_training:
             # Baselines only: the parent pretrain run is required by `transfer` but never used.
             from dataclasses import replace
@@ -183,6 +196,11 @@ def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list
                 "cohorts": {cohort: {key: value for key, value in values.items() if key in METRICS or key == "users"} for cohort, values in cohorts.items()},
                 "valid": results.get("valid", {}).get("all"),
             }
+            if "source" in results and "test" in results["source"]:
+                # Dual-target models (joint): the source domain's test split, same metrics.
+                record["source"] = {key: value for key, value in results["source"]["test"]["all"].items() if key in METRICS or key == "users"}
+            if method == "fusion":
+                record["fusion"] = fusion_record(run.path)
             outcome["methods"].setdefault(method, []).append(record)
             main = cohorts.get(spec["cohort"], test["all"])
             print(
@@ -192,6 +210,15 @@ def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list
                 flush=True,
             )
     return outcome
+
+
+def fusion_record(run_path: Path) -> dict[str, Any] | None:
+    """The fusion stage's chosen weights, validation score and content note from metrics.jsonl."""
+    file = run_path / "metrics.jsonl"
+    for record in map(json.loads, file.read_text().splitlines()):
+        if record.get("stage") == "fusion":
+            return {key: record[key] for key in ("chosen_weights", "chosen_validation", "content", "validation_cohort", "validation_users")}
+    return None
 
 
 def summarise(outcome: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +233,15 @@ def summarise(outcome: dict[str, Any]) -> dict[str, Any]:
                 **{metric: {"mean": float(np.mean(v)), "std": float(np.std(v))} for metric, v in values.items()},
             }
         epochs = [record["epoch_seconds"] for record in records if record["epoch_seconds"] is not None]
+        sources = [record["source"] for record in records if "source" in record]
         summary[method] = {
+            "source": {
+                "users": sources[0]["users"],
+                **{metric: {"mean": float(np.mean([r[metric] for r in sources])), "std": float(np.std([r[metric] for r in sources]))} for metric in METRICS},
+            }
+            if sources
+            else None,
+            "fusion": [record["fusion"] for record in records if record.get("fusion")],
             "cohorts": cohorts,
             "seconds": float(np.mean([record["seconds"] for record in records])),
             "epoch_seconds": float(np.mean(epochs)) if epochs else None,
@@ -243,6 +278,33 @@ def markdown(all_results: dict[str, Any]) -> str:
                 lines.append(
                     f"| {name} | {method} | {cohort} | {metrics['users']} | " + " | ".join(cells) + f" | {peer_text} | {values['seconds']:.1f} | {epoch} |"
                 )
+    dual = [
+        (name, method, values)
+        for name, payload in all_results["datasets"].items()
+        for method, values in payload.get("summary", {}).items()
+        if values.get("source")
+    ]
+    if dual:
+        lines += [
+            "",
+            "## Dual-target models: the source domain's test split (same evaluation, the source domain's train items excluded)",
+            "",
+            "| dataset (source domain reported) | method | users | NDCG@10 | Recall@10 | HR@10 | MRR |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, method, values in dual:
+            metrics = values["source"]
+            cells = [f"{metrics[m]['mean']:.4f}" + (f" ± {metrics[m]['std']:.4f}" if len(all_results["datasets"][name]["seeds"]) > 1 else "") for m in METRICS]
+            lines.append(f"| {name} | {method} | {metrics['users']} | " + " | ".join(cells) + " |")
+    fusions = [(name, values["fusion"]) for name, payload in all_results["datasets"].items() for method, values in payload.get("summary", {}).items() if values.get("fusion")]
+    if fusions:
+        lines += ["", "Fusion blend weights (chosen on validation, per seed):"]
+        for name, records in fusions:
+            for record in records:
+                lines.append(
+                    f"- {name}: {json.dumps(record['chosen_weights'])}, validation {record['chosen_validation']} on "
+                    f"{record['validation_users']} {record['validation_cohort']} users; content {record['content']}"
+                )
     lines += [
         "",
         "## Reproduction of PEERS.md (xdt's own evaluation, tie-aware; equal when every figure agrees to 3 decimals)",
@@ -278,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (2022, 2023, ...); 3 for the issue's bar")
     parser.add_argument("--output", default=str(RESULTS / "quality"), help="output path without suffix")
     parser.add_argument("--work", default=str(RESULTS / "work"), help="prepared data and runs")
+    parser.add_argument(
+        "--given-valid",
+        default="none",
+        choices=["none", "leave_one_out"],
+        help="DisenCDR (no validation file): leave_one_out carves a validation row per user so learned methods stop early",
+    )
     arguments = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     methods = [method.strip() for method in arguments.methods.split(",") if method.strip()]
@@ -293,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [2022 + index for index in range(arguments.seeds)]
     work = Path(arguments.work)
     all_results: dict[str, Any] = {
-        "settings": {"methods": methods, "seeds": seeds, "training": {name: TRAINING[DATASETS[name]["family"]] for name in names}},
+        "settings": {"methods": methods, "seeds": seeds, "given_valid_disencdr": arguments.given_valid, "training": {name: TRAINING[DATASETS[name]["family"]] for name in names}},
         "datasets": {},
     }
     started = time.perf_counter()
@@ -305,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             all_results["datasets"][name] = {"skipped": f"missing {', '.join(missing)}"}
             continue
         print(f"{name}: methods {', '.join(methods)}; seeds {seeds}", flush=True)
-        outcome = run_dataset(name, spec, methods, seeds, work)
+        outcome = run_dataset(name, spec, methods, seeds, work, arguments.given_valid)
         all_results["datasets"][name] = {
             **outcome,
             "cohort": spec["cohort"],

@@ -210,7 +210,9 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
     """`xdt evaluate RUN`: full-ranking metrics on the target test (and valid) split, by cohort.
 
     Writes results.json (deterministic for a fixed seed: no timings, no paths) and
-    per_user.parquet (one row per test user, for paired comparisons).
+    per_user.parquet (one row per test user, for paired comparisons). Dual-target models (with
+    `score_all_source`) also get results["source"] = {"valid", "test"} for the source splits that
+    have rows, and per_user_source.parquet.
     """
     from xdt.beyond_accuracy import beyond_accuracy_metrics
     from xdt.progress import SilentReporter
