@@ -57,3 +57,25 @@ def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
 def tiny_config_path(tmp_path: Path) -> Path:
     """A tiny experiment config in a fresh temporary folder."""
     return write_config(tmp_path, TINY_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny evaluated quickstart experiment shared by the analysis tests: {"popularity": run, "emcdr": run}."""
+    from xdt.config import load_config
+    from xdt.experiment import run_experiment
+
+    folder = tmp_path_factory.mktemp("analysis")
+    overrides = [
+        "dataset.synthetic.users=300",
+        "dataset.synthetic.source_items=120",
+        "dataset.synthetic.target_items=100",
+        "pretrain.epochs=2",
+        "transfer.epochs=2",
+        "transfer.mapping_epochs=20",
+        "transfer.methods=[popularity, emcdr]",
+        f"runtime.data_dir={folder / 'data'}",
+        f"runtime.runs_dir={folder / 'runs'}",
+    ]
+    loaded = load_config(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml", overrides)
+    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs

@@ -12,10 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from xdt.commands.analysis import register
-from xdt.config import load_config
 from xdt.runs import RunDirectory
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -26,27 +24,6 @@ def app() -> typer.Typer:
     application.add_typer(runs_app, name="runs")
     register(application, runs_app)
     return application
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirectory]:
-    """One tiny evaluated experiment: {"popularity": run, "emcdr": run}."""
-    from xdt.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("commands")
-    overrides = [
-        "dataset.synthetic.users=300",
-        "dataset.synthetic.source_items=120",
-        "dataset.synthetic.target_items=100",
-        "pretrain.epochs=2",
-        "transfer.epochs=2",
-        "transfer.mapping_epochs=20",
-        "transfer.methods=[popularity, emcdr]",
-        f"runtime.data_dir={folder / 'data'}",
-        f"runtime.runs_dir={folder / 'runs'}",
-    ]
-    loaded = load_config(QUICKSTART, overrides)
-    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs
 
 
 def invoke(app: typer.Typer, *arguments: str):  # noqa: ANN201

@@ -13,37 +13,10 @@ import pandas as pd
 import pytest
 
 from xdt.comparison import compare_many, compare_runs, render_table
-from xdt.config import load_config
 from xdt.errors import XdtError
 from xdt.runs import RunDirectory, open_run
 from xdt.significance import summarise_over_seeds
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
-
-
-def tiny_overrides(folder: Path) -> list[str]:
-    """quickstart.yaml shrunk to a few seconds, with data and runs inside `folder`."""
-    return [
-        "dataset.synthetic.users=300",
-        "dataset.synthetic.source_items=120",
-        "dataset.synthetic.target_items=100",
-        "pretrain.epochs=2",
-        "transfer.epochs=2",
-        "transfer.mapping_epochs=20",
-        "transfer.methods=[popularity, emcdr]",
-        f"runtime.data_dir={folder / 'data'}",
-        f"runtime.runs_dir={folder / 'runs'}",
-    ]
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirectory]:
-    """One tiny evaluated experiment: {"popularity": run, "emcdr": run}."""
-    from xdt.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("comparison")
-    loaded = load_config(QUICKSTART, tiny_overrides(folder))
-    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs
 
 
 def copy_run(run: RunDirectory, destination: Path) -> RunDirectory:

@@ -21,35 +21,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from xdt.config import load_config
 from xdt.errors import XdtError
 from xdt.export import export_run
 from xdt.recommend import recommend
 from xdt.runs import RunDirectory
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 K = 7
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirectory]:
-    """One tiny evaluated experiment: {"popularity": run, "emcdr": run}."""
-    from xdt.experiment import run_experiment
-
-    folder = tmp_path_factory.mktemp("export")
-    overrides = [
-        "dataset.synthetic.users=300",
-        "dataset.synthetic.source_items=120",
-        "dataset.synthetic.target_items=100",
-        "pretrain.epochs=2",
-        "transfer.epochs=2",
-        "transfer.mapping_epochs=20",
-        "transfer.methods=[popularity, emcdr]",
-        f"runtime.data_dir={folder / 'data'}",
-        f"runtime.runs_dir={folder / 'runs'}",
-    ]
-    loaded = load_config(QUICKSTART, overrides)
-    return run_experiment(loaded.config, config_text=loaded.text)[0].transfer_runs
 
 
 @pytest.fixture(scope="module")

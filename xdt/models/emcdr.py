@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from keras import ops
 
 from xdt.models.matrix_factorization import MatrixFactorization, score_with_bias
 

@@ -9,7 +9,7 @@ out completely and used only to pick epochs. Test users are never looked at unti
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import keras
