@@ -25,8 +25,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -188,7 +189,7 @@ def interleaved_timings(
     for index, start in enumerate(range(0, len(users), chunk_size)):
         chunk = users[start : start + chunk_size]
         for name in names[index % len(names) :] + names[: index % len(names)]:
-            seconds, result = timed(lambda: loops[name](chunk), repeats)
+            seconds, result = timed(lambda name=name, chunk=chunk: loops[name](chunk), repeats)
             total, results = totals[name]
             totals[name] = (total + seconds, results + [result])
     return totals

@@ -15,7 +15,6 @@ from xdt.commands.analysis import register
 from xdt.runs import RunDirectory
 
 
-
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
     """A fresh app with the analysis commands registered (as xdt.cli does with its own app)."""

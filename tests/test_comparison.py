@@ -18,7 +18,6 @@ from xdt.runs import RunDirectory, open_run
 from xdt.significance import summarise_over_seeds
 
 
-
 def copy_run(run: RunDirectory, destination: Path) -> RunDirectory:
     """A copy of a run directory (to alter its files)."""
     shutil.copytree(run.path, destination)

@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sparse
 import tensorflow as tf
 
+from tests.conftest import TINY_CONFIG
 from xdt.config import config_from_dict
 from xdt.data.dataset import PreparedDataset, load_dataset
 from xdt.data.prepare import dataset_dir, prepare_dataset
@@ -22,8 +23,6 @@ from xdt.models.neighbourhood import NeighbourhoodModel, order_preserving_float3
 from xdt.progress import SilentReporter
 from xdt.runs import RunDirectory
 from xdt.session import SERIALISABLE_MODELS
-
-from tests.conftest import TINY_CONFIG
 
 SQRT2, SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
 

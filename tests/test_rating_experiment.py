@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_config
 from typer.testing import CliRunner
 
-from conftest import write_config
 from xdt.cli import app
 from xdt.config import RATING_METHOD_NAMES, RatingConfig, config_from_dict
 from xdt.errors import ConfigError
@@ -134,7 +134,8 @@ def test_pretrain_source_and_transfer_refuse_task_rating(tmp_path: Path) -> None
 
 def test_rating_config_defaults_are_the_bench_settings() -> None:
     from xdt.rating.experiment import rating_settings
-    from xdt.rating.training import METHODS as TRAINING_METHODS, RatingSettings
+    from xdt.rating.training import METHODS as TRAINING_METHODS
+    from xdt.rating.training import RatingSettings
 
     assert rating_settings(RatingConfig()) == RatingSettings()
     assert tuple(RATING_METHOD_NAMES) == tuple(TRAINING_METHODS)

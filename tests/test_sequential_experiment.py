@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_config
 from typer.testing import CliRunner
 
-from conftest import write_config
 from xdt.cli import app
 from xdt.config import config_from_dict
 from xdt.errors import ConfigError

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from conftest import TINY_CONFIG, write_config
 from typer.testing import CliRunner
 
 from xdt.commands.analysis import register
@@ -15,8 +16,6 @@ from xdt.config import load_config
 from xdt.errors import XdtError
 from xdt.runs import RunDirectory
 from xdt.tracking import MISSING_MLFLOW, flatten_results, log_run_to_mlflow, metric_name, open_tracking_client, run_params
-
-from conftest import TINY_CONFIG, write_config
 
 TINY_TRACKED = [
     "pretrain.epochs=2",

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ stderr = Console(stderr=True)
 
 ConfigArgument = Annotated[Path, typer.Argument(help="Experiment YAML config, e.g. configs/quickstart.yaml.")]
 SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Override a config value: --set transfer.epochs=5 (repeatable).")
+    list[str] | None, typer.Option("--set", help="Override a config value: --set transfer.epochs=5 (repeatable).")
 ]
 RunArgument = Annotated[Path, typer.Argument(help="A run directory, e.g. runs/quickstart/20261128-101500-3f2a9c.")]
 
@@ -61,7 +61,7 @@ def reporter():  # noqa: ANN201  (imported lazily to keep start-up light)
     return ConsoleReporter(stderr)
 
 
-def load(config: Path, overrides: Optional[list[str]]) -> LoadedConfig:
+def load(config: Path, overrides: list[str] | None) -> LoadedConfig:
     """Load and validate a config with its overrides."""
     return load_config(config, overrides or [])
 
@@ -97,9 +97,9 @@ def prepare(config: ConfigArgument, set_: SetOption = None) -> None:
 
 @app.command("pretrain-source")
 def pretrain_source(
-    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML config (omit with --resume).")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Experiment YAML config (omit with --resume).")] = None,
     set_: SetOption = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted pretrain run.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted pretrain run.")] = None,
 ) -> None:
     """Train the source-domain model into a new run directory (or continue one with --resume)."""
     try:
@@ -114,10 +114,10 @@ def pretrain_source(
 
 @app.command()
 def transfer(
-    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML config (omit with --resume).")] = None,
-    from_: Annotated[Optional[Path], typer.Option("--from", help="The pretrain-source run to start from.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Experiment YAML config (omit with --resume).")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="The pretrain-source run to start from.")] = None,
     set_: SetOption = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted transfer run.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted transfer run.")] = None,
 ) -> None:
     """Train each method in transfer.methods on the target domain, one run directory per method."""
     try:
@@ -147,9 +147,8 @@ def evaluate(run: RunArgument) -> None:
     """Full-ranking evaluation of a transfer run on the target test split, by cohort; writes results.json."""
     try:
         from xdt.evaluate import evaluate_run
-        from xdt.tables import results_table
-
         from xdt.report import write_report
+        from xdt.tables import results_table
 
         directory = open_run(run)
         results = evaluate_run(directory, reporter=reporter())
@@ -164,14 +163,15 @@ def evaluate(run: RunArgument) -> None:
 @app.command()
 def recommend(
     run: RunArgument,
-    user: Annotated[Optional[list[str]], typer.Option("--user", help="Raw user id (repeatable).")] = None,
-    users: Annotated[Optional[Path], typer.Option("--users", help="File of raw user ids, one per line.")] = None,
+    user: Annotated[list[str] | None, typer.Option("--user", help="Raw user id (repeatable).")] = None,
+    users: Annotated[Path | None, typer.Option("--users", help="File of raw user ids, one per line.")] = None,
     k: Annotated[int, typer.Option("--k", help="Number of items per user.")] = 10,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write recommendations to this CSV (or .json) file.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Write recommendations to this CSV (or .json) file.")] = None,
 ) -> None:
     """Top-k target items for users, excluding items they already have; cold-start users are served from their source history."""
     try:
-        from xdt.recommend import read_user_file, recommend as recommend_users
+        from xdt.recommend import read_user_file
+        from xdt.recommend import recommend as recommend_users
 
         requested = list(user or []) + (read_user_file(str(users)) if users else [])
         if not requested:
@@ -243,7 +243,7 @@ def example_users(outcome, count: int) -> list[str]:  # noqa: ANN001
     return (cold or per_user["user"].tolist())[:count]
 
 
-def require(config: Optional[Path]) -> Path:
+def require(config: Path | None) -> Path:
     """A config path is required unless --resume is given."""
     if config is None:
         raise XdtError("Missing argument CONFIG (an experiment YAML file), or use --resume RUN")
@@ -252,7 +252,7 @@ def require(config: Optional[Path]) -> Path:
 
 @runs_app.command("list")
 def runs_list(
-    experiment: Annotated[Optional[str], typer.Option(help="Only runs of this experiment.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Only runs of this experiment.")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories live.")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

@@ -9,9 +9,10 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,7 @@ class ComparisonReport:
             f"- A: `{self.run_a}`",
             f"- B: `{self.run_b}`",
             f"- dataset `{self.dataset}`, {self.users:,} test users, paired per user; full ranking, seen items excluded",
-            f"- Δ = A − B with a bootstrap 95% interval; p-values of the paired t-test and the Wilcoxon signed-rank test",
+            "- Δ = A − B with a bootstrap 95% interval; p-values of the paired t-test and the Wilcoxon signed-rank test",
             "",
         ]
         for metric in self.metrics:

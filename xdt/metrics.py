@@ -21,7 +21,7 @@ or a relevant item that cannot be ranked (masked as seen): it never counts as a 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import digamma, gammaln

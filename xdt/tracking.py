@@ -22,8 +22,9 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from xdt.errors import XdtError
 from xdt.runs import STATUS_COMPLETE, STATUS_FAILED, RunDirectory

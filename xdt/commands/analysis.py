@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -35,7 +35,7 @@ def compare(
     run_a: Annotated[Path, typer.Argument(help="Run A (e.g. the new method).")],
     run_b: Annotated[Path, typer.Argument(help="Run B (e.g. the baseline).")],
     metrics: Annotated[
-        Optional[list[str]], typer.Option("--metrics", help="Metric to compare (repeatable, or comma-separated); default ndcg/recall/hr/precision@10 and mrr.")
+        list[str] | None, typer.Option("--metrics", help="Metric to compare (repeatable, or comma-separated); default ndcg/recall/hr/precision@10 and mrr.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of markdown tables.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
@@ -57,7 +57,7 @@ def compare(
 
 def export(
     run: RunArgument,
-    output: Annotated[Optional[Path], typer.Option("--output", help="SavedModel folder (default RUN/saved_model).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="SavedModel folder (default RUN/saved_model).")] = None,
 ) -> None:
     """Write a TensorFlow SavedModel with a `recommend` endpoint (raw user id, k → raw item ids, scores) that serves without xdt."""
     stdout, _ = consoles()
@@ -92,7 +92,7 @@ def report(run: RunArgument) -> None:
 def track(
     run: RunArgument,
     uri: Annotated[str, typer.Option(help="MLflow tracking URI, or a folder for a local file store.")] = "mlruns",
-    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name (default: the run's experiment).")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name (default: the run's experiment).")] = None,
 ) -> None:
     """Log a run's params, per-epoch metrics, results and report to MLflow (needs the optional extra `mlflow`)."""
     stdout, _ = consoles()
@@ -107,12 +107,12 @@ def track(
 
 
 def runs_compare(
-    experiment: Annotated[Optional[str], typer.Option(help="Only runs of this experiment.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Only runs of this experiment.")] = None,
     group_by: Annotated[
         list[str], typer.Option("--group-by", help="Group runs by a run field (method, seed, kind) or config key (transfer.epochs); repeatable.")
     ] = ["method"],  # noqa: B006  (Typer reads the default from here)
     output_format: Annotated[str, typer.Option("--format", help="markdown, csv or json.")] = "markdown",
-    metrics: Annotated[Optional[list[str]], typer.Option("--metrics", help="Metric columns (repeatable, or comma-separated).")] = None,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Metric columns (repeatable, or comma-separated).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories live.")] = Path("runs"),
 ) -> None:
     """One table over many evaluated runs: mean ± std over seeds per group, best per column marked."""

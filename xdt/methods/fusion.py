@@ -29,7 +29,7 @@ from xdt.models.fusion import ContentModel, FusionModel, blend, component_scores
 from xdt.models.registry import FUSION_BASE_NAMES, get_method
 
 
-def titles_of(items: "object") -> np.ndarray | None:
+def titles_of(items: object) -> np.ndarray | None:
     """The item titles of an id map, or None when it has no non-empty `title` column."""
     if "title" not in items.columns:
         return None

@@ -14,7 +14,8 @@ weights), so the work per user is the number of non-zeros touched.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -168,7 +169,7 @@ class ContentModel(keras.Model):
         self.built = True
 
     @classmethod
-    def from_matrices(cls, profiles: sparse.csr_matrix, target_items: sparse.csr_matrix, **kwargs: Any) -> "ContentModel":
+    def from_matrices(cls, profiles: sparse.csr_matrix, target_items: sparse.csr_matrix, **kwargs: Any) -> ContentModel:
         """`profiles` users × terms, `target_items` target items × terms (both TF-IDF rows)."""
         profiles = sparse.csr_matrix(profiles, dtype=np.float64)
         profiles.sort_indices()

@@ -20,8 +20,9 @@ few float32 ulps at most (see `order_preserving_float32`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -169,7 +170,7 @@ class NeighbourhoodModel(keras.Model):
         return self.add_weight(shape=shape, dtype=dtype, initializer="zeros", trainable=False, name=name)
 
     @classmethod
-    def from_channels(cls, channels: Sequence[Channel], item_prior: np.ndarray, **kwargs: Any) -> "NeighbourhoodModel":
+    def from_channels(cls, channels: Sequence[Channel], item_prior: np.ndarray, **kwargs: Any) -> NeighbourhoodModel:
         """Build a model sized for `channels` and copy them in."""
         if not channels:
             raise ValueError("Expected at least one channel. Received: channels=[]")

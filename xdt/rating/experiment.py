@@ -11,9 +11,10 @@ TensorFlow is imported only by `run_rating_experiment`; `rating_table` is plain 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.table import Table
@@ -42,7 +43,7 @@ class RatingOutcome:
     report: Path
 
 
-def rating_settings(rating: RatingConfig) -> "RatingSettings":
+def rating_settings(rating: RatingConfig) -> RatingSettings:
     """The `RatingSettings` of a config's `rating:` section."""
     from xdt.rating.training import FitSettings, RatingSettings
 
@@ -108,7 +109,7 @@ def run_rating_experiment(config: ExperimentConfig, *, config_text: str, reporte
     return RatingOutcome(config.seed, run, results, report)
 
 
-def rating_data(config: ExperimentConfig, dataset: "PreparedDataset") -> "RatingData":
+def rating_data(config: ExperimentConfig, dataset: PreparedDataset) -> RatingData:
     """The prepared split as `RatingData`, clipped to the target's configured rating range (else its observed range)."""
     from xdt.data.protocols import TARGET
     from xdt.rating.training import rating_data_from_prepared
@@ -138,7 +139,7 @@ def rating_data(config: ExperimentConfig, dataset: "PreparedDataset") -> "Rating
     return replace(data, rating_range=(float(low), float(high)))
 
 
-def record_fits(run: RunDirectory, fits: Mapping[str, "FitResult"], settings: "RatingSettings", reporter: Reporter) -> None:
+def record_fits(run: RunDirectory, fits: Mapping[str, FitResult], settings: RatingSettings, reporter: Reporter) -> None:
     """One metrics.jsonl line per epoch of each trained stage (epoch 0: a warm start before training)."""
     stage_settings = {"target_mf": settings.mf, "source_mf": settings.mf, "emcdr": settings.mapping, "ptupcdr": settings.meta}
     for stage, fit in fits.items():
@@ -154,7 +155,7 @@ def record_fits(run: RunDirectory, fits: Mapping[str, "FitResult"], settings: "R
         reporter.status(f"{stage}: kept epoch {fit.best_epoch} (valid {select_on} {fit.best_score:.4f})")
 
 
-def save_models(run: RunDirectory, trained: "RatingRun") -> None:
+def save_models(run: RunDirectory, trained: RatingRun) -> None:
     """Every trained Keras model as `models/<name>.keras`."""
     folder = run.path / MODELS_FOLDER
     folder.mkdir(exist_ok=True)
@@ -162,7 +163,7 @@ def save_models(run: RunDirectory, trained: "RatingRun") -> None:
         model.save(folder / f"{name}.keras")
 
 
-def rating_results(config: ExperimentConfig, data: "RatingData", trained: "RatingRun") -> dict[str, Any]:
+def rating_results(config: ExperimentConfig, data: RatingData, trained: RatingRun) -> dict[str, Any]:
     """results.json: MAE / RMSE per method overall, per cohort and per source-activity bucket; the fits; no timings."""
     from xdt.rating.evaluation import evaluate_ratings
 
@@ -197,7 +198,7 @@ def rating_results(config: ExperimentConfig, data: "RatingData", trained: "Ratin
     }
 
 
-def per_rating_frame(dataset: "PreparedDataset", data: "RatingData", trained: "RatingRun", methods: tuple[str, ...]) -> Any:
+def per_rating_frame(dataset: PreparedDataset, data: RatingData, trained: RatingRun, methods: tuple[str, ...]) -> Any:
     """One row per test rating: raw user and item, the rating, the user's cohort and source activity, one prediction column per method."""
     import pandas as pd
 

@@ -20,7 +20,6 @@ import numpy as np
 from keras import ops
 
 
-
 def embedding_table(rows: int, dim: int, name: str, *, trainable: bool, initializer: Any = "zeros") -> keras.layers.Embedding:
     """An embedding table; frozen ones hold copies of another model's weights."""
     return keras.layers.Embedding(rows, dim, embeddings_initializer=initializer, trainable=trainable, name=name)

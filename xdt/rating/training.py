@@ -9,8 +9,9 @@ out completely and used only to pick epochs. Test users are never looked at unti
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -33,7 +34,7 @@ class Ratings:
     def __len__(self) -> int:
         return len(self.ratings)
 
-    def select(self, mask: np.ndarray) -> "Ratings":
+    def select(self, mask: np.ndarray) -> Ratings:
         """The rows where `mask` is true."""
         return Ratings(self.users[mask], self.items[mask], self.ratings[mask])
 

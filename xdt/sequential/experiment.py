@@ -61,9 +61,9 @@ def run_sequential_experiment(
     """Prepare the data if needed, pretrain on source sequences, train and evaluate every method of `sequence.methods`."""
     from xdt.data.prepare import is_up_to_date, prepare_dataset
     from xdt.report import write_experiment_report, write_report
-    from xdt.session import open_dataset, record_environment, save_model
     from xdt.sequential.data import ItemVocabulary
     from xdt.sequential.training import seed_everything
+    from xdt.session import open_dataset, record_environment, save_model
     from xdt.train import select_strategy
 
     if is_up_to_date(config):
@@ -131,7 +131,7 @@ def run_sequential_experiment(
     return SequentialOutcome(config.seed, pretrain_run, transfer_runs, results, report)
 
 
-def item_text_embeddings(config: ExperimentConfig, dataset: "PreparedDataset", vocabulary: "ItemVocabulary") -> np.ndarray:
+def item_text_embeddings(config: ExperimentConfig, dataset: PreparedDataset, vocabulary: ItemVocabulary) -> np.ndarray:
     """Title embeddings of every vocabulary token, cached next to the prepared dataset."""
     from xdt.sequential.text_bridge import encode_texts, item_texts
 
@@ -142,7 +142,7 @@ def item_text_embeddings(config: ExperimentConfig, dataset: "PreparedDataset", v
     return encode_texts(texts, cache_dir=dataset.path / "text_cache", encoder_dir=encoder_dir).embeddings
 
 
-def new_model(config: ExperimentConfig, vocabulary: "ItemVocabulary", text_embeddings: np.ndarray | None) -> "SequenceTransformer":
+def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddings: np.ndarray | None) -> SequenceTransformer:
     """An id transformer, or a text bridge when `text_embeddings` is given, shaped by `sequence:`."""
     from xdt.sequential.text_bridge import build_text_bridge
     from xdt.sequential.transformer import SequenceTransformer
@@ -155,8 +155,8 @@ def new_model(config: ExperimentConfig, vocabulary: "ItemVocabulary", text_embed
 
 
 def sequence_examples(
-    config: ExperimentConfig, interactions: pd.DataFrame, vocabulary: "ItemVocabulary", *, domains: tuple[str, ...], label_domain: str
-) -> "TrainingExamples":
+    config: ExperimentConfig, interactions: pd.DataFrame, vocabulary: ItemVocabulary, *, domains: tuple[str, ...], label_domain: str
+) -> TrainingExamples:
     """Training windows over source rows of any split and target training rows, labels of `label_domain`.
 
     The source domain is never evaluated, so its held-out rows are training material; target
@@ -173,8 +173,8 @@ def sequence_examples(
 
 
 def evaluation_examples_or_none(
-    interactions: pd.DataFrame, vocabulary: "ItemVocabulary", config: ExperimentConfig, *, split: str, history: tuple[str, ...]
-) -> "EvaluationExamples | None":
+    interactions: pd.DataFrame, vocabulary: ItemVocabulary, config: ExperimentConfig, *, split: str, history: tuple[str, ...]
+) -> EvaluationExamples | None:
     """The next target item of each user with a target row in `split`, or None when there is none."""
     from xdt.sequential.data import evaluation_examples
 
@@ -192,15 +192,15 @@ def evaluation_ks(config: ExperimentConfig) -> list[int]:
 
 def train(
     config: ExperimentConfig,
-    model: "SequenceTransformer",
-    examples: "TrainingExamples",
-    vocabulary: "ItemVocabulary",
+    model: SequenceTransformer,
+    examples: TrainingExamples,
+    vocabulary: ItemVocabulary,
     *,
     run: RunDirectory,
     stage: str,
     label_domain: str,
     epochs: int,
-    validation: "EvaluationExamples | None",
+    validation: EvaluationExamples | None,
     freeze: bool,
     reporter: Reporter,
 ) -> None:
@@ -224,7 +224,7 @@ def train(
     metric = config.evaluate.validation_metric
     column = "mrr" if metric.startswith("mrr") else metric
 
-    def validate(candidate: "SequenceTransformer") -> float:
+    def validate(candidate: SequenceTransformer) -> float:
         per_user = evaluate_next_item(candidate, validation, vocabulary, ks=evaluation_ks(config), batch_size=config.evaluate.batch_size)
         return float(per_user[column].mean())
 
@@ -246,14 +246,14 @@ def train(
 
 def method_results(
     config: ExperimentConfig,
-    dataset: "PreparedDataset",
-    vocabulary: "ItemVocabulary",
-    model: "SequenceTransformer",
+    dataset: PreparedDataset,
+    vocabulary: ItemVocabulary,
+    model: SequenceTransformer,
     method: str,
     run: RunDirectory,
     *,
-    valid: "EvaluationExamples | None",
-    test: "EvaluationExamples",
+    valid: EvaluationExamples | None,
+    test: EvaluationExamples,
 ) -> dict[str, Any]:
     """results.json of one method (ranking-run layout) and per_user.parquet of its test users."""
     from xdt.evaluate import summarise
@@ -278,7 +278,7 @@ def method_results(
 
 
 def per_user_frame(
-    config: ExperimentConfig, dataset: "PreparedDataset", vocabulary: "ItemVocabulary", model: "SequenceTransformer", examples: "EvaluationExamples"
+    config: ExperimentConfig, dataset: PreparedDataset, vocabulary: ItemVocabulary, model: SequenceTransformer, examples: EvaluationExamples
 ) -> pd.DataFrame:
     """One row per evaluated user: raw user, user_index, cohort and activity bucket (as ranking runs), rank and metrics."""
     from xdt.sequential.evaluation import evaluate_next_item

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from xdt.data.readers.bad_rows import settle_bad_rows
+from xdt.data.readers.conversion import build_items
 from xdt.data.readers.files import iterate_lines, require_file
 from xdt.data.readers.options import check_options, text_option
 from xdt.data.readers.result import ReadResult
@@ -16,7 +17,6 @@ from xdt.data.readers.tables import (
     read_delimited_table,
     read_json_lines_table,
 )
-from xdt.data.readers.conversion import build_items
 from xdt.errors import DataError
 
 # Review JSON keys of each release, in standard order: user, item, rating, timestamp.
