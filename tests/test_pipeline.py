@@ -33,6 +33,7 @@ def test_run_writes_complete_run_directories(tmp_path: Path) -> None:
         assert run.read_json("data.json")["content_hash"] == pretrain.read_json("data.json")["content_hash"]
         results = run.read_json("results.json")
         assert set(results["test"]["cohorts"]) == {"cold", "warm"}
+        assert set(results["beyond_accuracy"]["@10"]) == {"coverage", "novelty", "popularity_percentile", "intra_list_diversity"}
         per_user = pd.read_parquet(run.path / "per_user.parquet")
         assert len(per_user) == results["test"]["all"]["users"]
         assert per_user["ndcg@10"].mean() == pytest.approx(results["test"]["all"]["ndcg@10"])

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sparse
+import scipy.sparse.linalg
 import tensorflow as tf
 
 from xdt.data.dataset import PreparedDataset
@@ -208,6 +209,24 @@ def summarise(per_user: pd.DataFrame) -> dict[str, Any]:
     return summary
 
 
+ITEM_VECTOR_DIM = 32
+
+
+def collaborative_item_vectors(interactions: sparse.csr_matrix, *, seed: int) -> np.ndarray:
+    """Model-independent item vectors for intra-list diversity: truncated SVD of the item × user matrix.
+
+    Every method is judged with the same vectors, so diversity is comparable across methods.
+    `(n_items, d)` with d = min(ITEM_VECTOR_DIM, smaller side − 1); the ARPACK start vector is seeded.
+    """
+    items_by_users = interactions.T.tocsr().astype(np.float64)
+    rank = min(ITEM_VECTOR_DIM, min(items_by_users.shape) - 1)
+    if rank < 1:
+        return np.ones((items_by_users.shape[0], 1))
+    start = np.random.default_rng(seed).random(min(items_by_users.shape))
+    left, singular, _ = sparse.linalg.svds(items_by_users, k=rank, v0=start)
+    return left * singular
+
+
 def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict[str, Any]:
     """`xdt evaluate RUN`: full-ranking metrics on the target test (and valid) split, by cohort.
 
@@ -257,8 +276,14 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
             k = 10 if 10 in config.evaluate.ks else max(config.evaluate.ks)
             popularity = np.bincount(dataset.rows(TARGET, "train")["item"].to_numpy(), minlength=dataset.n_items(TARGET))
             results["beyond_accuracy"] = {
-                f"@{k}": beyond_accuracy_metrics(ranking.top_items[:, :k], n_items=dataset.n_items(TARGET), item_popularity=popularity)
+                f"@{k}": beyond_accuracy_metrics(
+                    ranking.top_items[:, :k],
+                    n_items=dataset.n_items(TARGET),
+                    item_popularity=popularity,
+                    item_vectors=collaborative_item_vectors(dataset.interaction_matrix(TARGET, "train"), seed=config.seed),
+                ),
             }
+            results["diversity_item_vectors"] = f"{ITEM_VECTOR_DIM}-d SVD factors of the target training item × user matrix"
     if hasattr(model, "score_all_source"):
         source = evaluate_source_domain(model, dataset, config, run, test_excludes=test_excludes, reporter=reporter, method=info.get("method"))
         if source:
