@@ -1,5 +1,6 @@
 """A run killed with SIGKILL mid-training and resumed ends with the same results as an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,9 @@ def test_killed_transfer_resumes_to_identical_results(tmp_path: Path) -> None:
     interrupted = [run for run in iter_runs(tmp_path / "runs", "tiny") if run.info()["status"] == "running"]
     assert len(interrupted) == 1
     assert [line["epoch"] for line in interrupted[0].metrics_history()] == [1, 2]
+    listing = xdt("runs", "list", "--runs-dir", str(tmp_path / "runs"), "--json", cwd=tmp_path)
+    statuses = {row["path"]: row["status"] for row in json.loads(listing.stdout)}
+    assert statuses[str(interrupted[0].path)] == "interrupted"
 
     resumed = xdt("transfer", "--resume", str(interrupted[0].path), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -19,7 +19,7 @@ from rich.markup import escape
 from xdt.commands.analysis import register as register_analysis_commands
 from xdt.config import LoadedConfig, load_config
 from xdt.errors import XdtError
-from xdt.runs import RunDirectory, iter_runs, open_run
+from xdt.runs import RunDirectory, iter_runs, open_run, run_status
 
 app = typer.Typer(
     name="xdt",
@@ -269,7 +269,7 @@ def runs_list(
             value = results.get("test", {}).get("all", {}).get("ndcg@10")
             score = f"{value:.4f}" if value is not None else ""
         rows.append({"run": run.run_id, "experiment": run.experiment, "kind": info.get("kind"), "method": info.get("method"),
-                     "status": info.get("status"), "score": score, "path": str(run.path)})
+                     "status": run_status(info), "score": score, "path": str(run.path)})
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:

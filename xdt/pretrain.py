@@ -9,7 +9,7 @@ from xdt.data.protocols import SOURCE
 from xdt.errors import XdtError
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter, SilentReporter
-from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
+from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import open_dataset, record_environment, save_model
 from xdt.train import fit_pairwise, seed_everything, select_strategy
 
@@ -22,6 +22,8 @@ def pretrain_source(
         raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
     dataset = open_dataset(config)
     strategy = select_strategy(config.runtime.strategy)
+    if resume is not None:
+        mark_resumed(resume)
     run = resume or create_run(
         Path(config.runtime.runs_dir),
         config.experiment,

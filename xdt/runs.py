@@ -19,6 +19,7 @@ from typing import Any
 from xdt.errors import XdtError
 
 STATUS_RUNNING = "running"
+STATUS_INTERRUPTED = "interrupted"
 STATUS_COMPLETE = "complete"
 STATUS_FAILED = "failed"
 
@@ -131,12 +132,37 @@ def create_run(
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "parent": str(parent.path) if parent else None,
             "seed": seed,
+            **process_record(),
         },
     )
     if parent is not None:
         run.write_json("parent.json", {"path": str(parent.path), "run_id": parent.run_id, **parent.info()})
     run.checkpoints.mkdir()
     return run
+
+
+def process_record() -> dict[str, Any]:
+    """Which process is working on a run, so a dead one can be told from a live one."""
+    return {"pid": os.getpid(), "host": platform.node()}
+
+
+def mark_resumed(run: RunDirectory) -> None:
+    """A resumed run is running again, in this process."""
+    run.update_info(status=STATUS_RUNNING, **process_record())
+
+
+def run_status(info: dict[str, Any]) -> str:
+    """The status to show: a `running` run whose process on this host is gone is `interrupted`."""
+    status = info.get("status", "unknown")
+    if status != STATUS_RUNNING or info.get("host") != platform.node() or "pid" not in info:
+        return status
+    try:
+        os.kill(int(info["pid"]), 0)
+    except ProcessLookupError:
+        return STATUS_INTERRUPTED
+    except PermissionError:
+        return status
+    return status
 
 
 def open_run(path: Path | str) -> RunDirectory:

@@ -91,12 +91,16 @@ def drops_table(drops: list[dict[str, Any]]) -> Table:
 
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
-    """One line per run."""
-    table = Table(title="Runs")
-    for column in ("run", "kind", "method", "status", "ndcg@10 test", "path"):
+    """One line per run (the path is runs/<experiment>/<run>)."""
+    table = Table(title="Runs (oldest first)")
+    table.add_column("experiment")
+    table.add_column("run", no_wrap=True)
+    for column in ("kind", "method", "status"):
         table.add_column(column)
+    table.add_column("test ndcg@10", justify="right")
     for row in rows:
-        table.add_row(row["run"], row["kind"], row["method"] or "", row["status"], row["score"], row["path"])
+        status = {"interrupted": "[yellow]interrupted[/yellow]", "failed": "[red]failed[/red]"}.get(row["status"], row["status"])
+        table.add_row(row["experiment"], row["run"], row["kind"], row["method"] or "", status, row["score"])
     return table
 
 

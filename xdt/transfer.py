@@ -9,7 +9,7 @@ from xdt.errors import XdtError
 from xdt.methods.context import MethodContext
 from xdt.models.registry import get_method
 from xdt.progress import Reporter, SilentReporter
-from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
+from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
 from xdt.train import seed_everything, select_strategy
 
@@ -40,6 +40,8 @@ def transfer_method(
     dataset = open_dataset(config)
     check_same_data(parent, dataset)
     strategy = select_strategy(config.runtime.strategy)
+    if resume is not None:
+        mark_resumed(resume)
     run = resume or create_run(
         Path(config.runtime.runs_dir),
         config.experiment,
