@@ -55,6 +55,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--adaptor-experts", type=int, default=4)
+    parser.add_argument("--text-with-ids", action="store_true", help="text bridge items = adaptor(text) + a zero-initialised id embedding (ids learned in-domain only)")
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
     parser.add_argument("--parts", default="a,b,c")
@@ -161,7 +162,11 @@ class SequentialBench:
         shape = {"width": self.arguments.width, "layers": self.arguments.layers, "heads": self.arguments.heads, "dropout": 0.2}
         if text:
             return build_text_bridge(
-                self.text_embeddings, max_length=self.arguments.max_length, adaptor_experts=self.arguments.adaptor_experts, **shape
+                self.text_embeddings,
+                max_length=self.arguments.max_length,
+                adaptor_experts=self.arguments.adaptor_experts,
+                text_with_ids=self.arguments.text_with_ids,
+                **shape,
             )
         return SequenceTransformer(self.vocabulary.size, self.arguments.max_length, **shape)
 
@@ -414,7 +419,9 @@ def render_markdown(report: dict) -> str:
         + (f"full softmax, " if settings.get("loss") == "full" else f"sampled softmax with {settings['negatives']} {settings['negative_sampler']} negatives (logQ-corrected when in_batch), ")
         + f"lr {settings['learning_rate']}, "
         f"≤{settings['epochs']} epochs (early stopping on valid NDCG@10), pretraining {settings['pretrain_epochs']} epochs, "
-        f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). Text encoder: `{report['text_encoder'][:60]}` "
+        f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). "
+        + ("Text bridge items: adaptor(text) + in-domain id embedding. " if settings.get("text_with_ids") else "")
+        + f"Text encoder: `{report['text_encoder'][:60]}` "
         f"(encoding/cache read {report['text_encode_seconds']} s). {report['machine']}. Total wall time {report['wall_seconds']} s.",
         "",
         "| setting | method | history in | NDCG@10 | Recall@10 | MRR | params | train seq/s | wall s |",
