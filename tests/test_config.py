@@ -90,3 +90,10 @@ def test_help_and_config_validation_do_not_import_tensorflow(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-c", code], check=True)
     result = subprocess.run([sys.executable, "-m", "xdt", "--help"], capture_output=True, text=True, check=True)
     assert "pretrain-source" in result.stdout
+
+
+def test_cross_validation_folds_need_the_cold_users_protocol(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("synthetic", "protocol: leave_one_out\n  synthetic"))
+    with pytest.raises(ConfigError, match="evaluate.folds: cross-validation folds need protocol cold_users. Received protocol: leave_one_out"):
+        load_config(path, ["evaluate.folds=3"])
+    assert load_config(write(tmp_path, BASE), ["evaluate.folds=3"]).config.evaluate.folds == 3

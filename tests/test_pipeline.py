@@ -95,7 +95,7 @@ def test_seeds_run_each_seed_on_its_own_split_and_aggregate(tmp_path: Path) -> N
 
 
 def test_folds_repeat_the_protocol_over_disjoint_cold_start_test_users(tmp_path: Path) -> None:
-    loaded = load_config(write_config(tmp_path, TINY_CONFIG), ["dataset.folds=3", "transfer.methods=[popularity]"])
+    loaded = load_config(write_config(tmp_path, TINY_CONFIG), ["evaluate.folds=3", "transfer.methods=[popularity]"])
     outcomes = run_experiment(loaded.config, config_text=loaded.text)
     assert [outcome.results["popularity"]["dataset"] for outcome in outcomes] == ["tiny-fold0", "tiny-fold1", "tiny-fold2"]
     cohorts = []

@@ -93,8 +93,8 @@ class DatasetConfig:
     ratio_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     # Users are linked across domains by raw id, or by this file of (source_user, target_user) pairs.
     link_file: str | None = None
-    # Cross-validation over cold-start test users (protocol cold_users): `xdt run` repeats the
-    # experiment once per fold, each fold's test users disjoint; `fold` picks one fold alone.
+    # Which cross-validation fold this prepared dataset is (set per fold by `xdt run` from
+    # evaluate.folds; set both by hand to prepare a single fold): fold `fold` of `folds`.
     folds: int = field(default=1, metadata=_at_least(1))
     fold: int | None = None
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
@@ -158,6 +158,9 @@ class EvaluateConfig:
     # Target splits whose items are masked from each test user's ranking (validation always masks
     # train only). [train] matches protocols that mask only training items, e.g. CDRIB's.
     test_excludes: list[Literal["train", "valid"]] = field(default_factory=lambda: ["train", "valid"])
+    # Cross-validation: > 1 repeats the experiment over this many disjoint folds of cold-start test
+    # users (protocol cold_users) and reports mean ± std; each fold is prepared as its own dataset.
+    folds: int = field(default=1, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -375,10 +378,11 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
     if dataset.cold_fraction + dataset.valid_cold_fraction > 1.0:
         raise ConfigError(f"{source}: dataset: expected cold_fraction + valid_cold_fraction <= 1")
     check_dataset_protocol(dataset, source=source)
-    if dataset.folds > 1 and dataset.protocol != "cold_users":
-        raise ConfigError(f"{source}: dataset.folds: cross-validation folds need protocol cold_users. Received protocol: {dataset.protocol}")
-    if dataset.folds > 1 and dataset.test_users_file:
-        raise ConfigError(f"{source}: dataset.folds cannot be combined with dataset.test_users_file (the file fixes the test users)")
+    folds = max(dataset.folds, config.evaluate.folds)
+    if folds > 1 and dataset.protocol != "cold_users":
+        raise ConfigError(f"{source}: evaluate.folds: cross-validation folds need protocol cold_users. Received protocol: {dataset.protocol}")
+    if folds > 1 and dataset.test_users_file:
+        raise ConfigError(f"{source}: evaluate.folds cannot be combined with dataset.test_users_file (the file fixes the test users)")
     if dataset.fold is not None and not 0 <= dataset.fold < dataset.folds:
         raise ConfigError(f"{source}: dataset.fold: expected 0 <= fold < folds ({dataset.folds}). Received: {dataset.fold}")
     check_name(config.pretrain.model, SOURCE_MODEL_NAMES, key="pretrain.model", source=source)

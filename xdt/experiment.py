@@ -36,11 +36,12 @@ def seed_configs(config: ExperimentConfig) -> list[ExperimentConfig]:
             replace(config, seed=seed, seeds=[], dataset=replace(config.dataset, name=f"{config.dataset.name}-seed{seed}"))
             for seed in config.seeds
         ]
-    if config.dataset.folds > 1 and config.dataset.fold is None:
+    folds = config.evaluate.folds
+    if folds > 1:
         variants = [
-            replace(variant, dataset=replace(variant.dataset, fold=fold, name=f"{variant.dataset.name}-fold{fold}"))
+            replace(variant, dataset=replace(variant.dataset, fold=fold, folds=folds, name=f"{variant.dataset.name}-fold{fold}"))
             for variant in variants
-            for fold in range(config.dataset.folds)
+            for fold in range(folds)
         ]
     return variants
 
