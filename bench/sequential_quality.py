@@ -416,7 +416,7 @@ def render_markdown(report: dict) -> str:
         f"Full ranking over all Kitchen items, test users whose held-out item is a Kitchen item; seeds {settings['seeds']}; "
         f"width {settings['width']}, {settings['layers']} layers, {settings['heads']} heads, max_length {settings['max_length']}, "
         f"batch {settings['batch_size']}, "
-        + (f"full softmax, " if settings.get("loss") == "full" else f"sampled softmax with {settings['negatives']} {settings['negative_sampler']} negatives (logQ-corrected when in_batch), ")
+        + ("full softmax, " if settings.get("loss") == "full" else f"sampled softmax with {settings['negatives']} {settings['negative_sampler']} negatives (logQ-corrected when in_batch), ")
         + f"lr {settings['learning_rate']}, "
         f"≤{settings['epochs']} epochs (early stopping on valid NDCG@10), pretraining {settings['pretrain_epochs']} epochs, "
         f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). "
@@ -428,7 +428,7 @@ def render_markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["summary"]:
-        def cell(metric: str) -> str:
+        def cell(metric: str, entry: dict = entry) -> str:
             text = f"{entry[metric]:.4f}"
             return text + (f" ± {entry[metric + ' std']:.4f}" if entry["seeds"] > 1 else "")
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sparse
-import scipy.sparse.linalg
 import tensorflow as tf
+from scipy.sparse.linalg import svds
 
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import SOURCE, TARGET
@@ -223,7 +223,7 @@ def collaborative_item_vectors(interactions: sparse.csr_matrix, *, seed: int) ->
     if rank < 1:
         return np.ones((items_by_users.shape[0], 1))
     start = np.random.default_rng(seed).random(min(items_by_users.shape))
-    left, singular, _ = sparse.linalg.svds(items_by_users, k=rank, v0=start)
+    left, singular, _ = svds(items_by_users, k=rank, v0=start)
     return left * singular
 
 
