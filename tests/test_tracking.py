@@ -173,9 +173,6 @@ def test_long_params_are_cut_to_the_mlflow_limit(tmp_path: Path) -> None:
 
 def test_mlflow_still_refuses_the_file_store_without_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When this fails, MLflow accepts file stores again and xdt.tracking.file_store_allowed can go."""
-    environment = pytest.importorskip("mlflow.environment_variables")
-    if not hasattr(environment, "MLFLOW_ALLOW_FILE_STORE"):
-        pytest.skip("this MLflow predates the file-store opt-in")
     from mlflow.exceptions import MlflowException
     from mlflow.store.tracking.file_store import FileStore
 
