@@ -33,7 +33,7 @@ runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help
 app.add_typer(runs_app, name="runs")
 
 stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 ConfigArgument = Annotated[Path, typer.Argument(help="Experiment YAML config, e.g. configs/quickstart.yaml.")]
 SetOption = Annotated[
