@@ -212,11 +212,13 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
             return
         ks = loaded.config.evaluate.ks
         for outcome in outcomes:
-            stdout.print(results_table(outcome.results, ks=ks, title_suffix=f"seed {outcome.seed}"))
+            dataset = next(iter(outcome.results.values()))["dataset"]
+            stdout.print(results_table(outcome.results, ks=ks, title_suffix=f"{dataset}, seed {outcome.seed}"))
         if len(outcomes) > 1:
             k = headline_k(ks)
             metrics = [f"ndcg@{k}", f"recall@{k}", f"hr@{k}", "mrr"]
-            stdout.print(seeds_table(aggregate_over_seeds(outcomes, metrics), metrics, seeds=[outcome.seed for outcome in outcomes]))
+            runs = [next(iter(outcome.results.values()))["dataset"] for outcome in outcomes]
+            stdout.print(seeds_table(aggregate_over_seeds(outcomes, metrics), metrics, runs=runs))
         last = outcomes[-1]
         # Sequential runs rank next items from a history; `xdt recommend` serves the ranking models only.
         examples = example_users(last, loaded.config.recommend.examples) if loaded.config.task != "sequential" else []

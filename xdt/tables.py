@@ -117,9 +117,9 @@ def recommendations_table(frame: Any, *, title: str = "Recommendations") -> Tabl
     return table
 
 
-def seeds_table(aggregated: dict[str, dict[str, dict[str, tuple[float, float]]]], metrics: Sequence[str], *, seeds: Sequence[int]) -> Table:
-    """Mean ± std over seeds, one row per method and cohort."""
-    table = Table(title=f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))}")
+def seeds_table(aggregated: dict[str, dict[str, dict[str, tuple[float, float]]]], metrics: Sequence[str], *, runs: Sequence[str]) -> Table:
+    """Mean ± std over the runs of several seeds or folds (named by their datasets), one row per method and cohort."""
+    table = Table(title=f"Test metrics, mean ± std over {len(runs)} runs ({', '.join(runs)})")
     table.add_column("method", style="bold")
     table.add_column("cohort")
     for metric in metrics:
