@@ -1,14 +1,13 @@
-"""Experiment configuration: YAML → frozen, typed dataclasses, with precise error messages.
+"""Experiment configuration: the schema (frozen dataclasses), loading, and cross-field checks.
 
-Nothing below this module sees raw dictionaries. Validation never imports TensorFlow.
+The generic YAML → dataclass machinery lives in `xdt.typed_yaml`. Nothing below this module sees
+raw dictionaries. Validation never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +17,7 @@ import yaml
 
 from xdt.errors import ConfigError
 from xdt.models.registry import FUSION_BASE_NAMES, METHOD_NAMES, SOURCE_MODEL_NAMES
-
-
-def _at_least(minimum: float) -> dict[str, float]:
-    return {"min": minimum}
-
-
-def _between(minimum: float, maximum: float) -> dict[str, float]:
-    return {"min": minimum, "max": maximum}
+from xdt.typed_yaml import apply_override, at_least, between, build_dataclass, check_name
 
 
 @dataclass(frozen=True)
@@ -43,17 +35,17 @@ class DomainConfig:
 class SyntheticConfig:
     """The embedded default data: a seeded two-domain generator with shared user tastes."""
 
-    users: int = field(default=3000, metadata=_at_least(10))
-    source_items: int = field(default=1000, metadata=_at_least(10))
-    target_items: int = field(default=800, metadata=_at_least(10))
-    overlap_fraction: float = field(default=0.6, metadata=_between(0.0, 1.0))
-    source_only_fraction: float = field(default=0.25, metadata=_between(0.0, 1.0))
-    shared_taste: float = field(default=0.9, metadata=_between(0.0, 1.0))
-    latent_dim: int = field(default=8, metadata=_at_least(1))
-    popularity_exponent: float = field(default=1.0, metadata=_at_least(0.0))
-    source_interactions: float = field(default=30.0, metadata=_at_least(1.0))
-    target_interactions: float = field(default=12.0, metadata=_at_least(1.0))
-    taste_sharpness: float = field(default=3.0, metadata=_at_least(0.0))
+    users: int = field(default=3000, metadata=at_least(10))
+    source_items: int = field(default=1000, metadata=at_least(10))
+    target_items: int = field(default=800, metadata=at_least(10))
+    overlap_fraction: float = field(default=0.6, metadata=between(0.0, 1.0))
+    source_only_fraction: float = field(default=0.25, metadata=between(0.0, 1.0))
+    shared_taste: float = field(default=0.9, metadata=between(0.0, 1.0))
+    latent_dim: int = field(default=8, metadata=at_least(1))
+    popularity_exponent: float = field(default=1.0, metadata=at_least(0.0))
+    source_interactions: float = field(default=30.0, metadata=at_least(1.0))
+    target_interactions: float = field(default=12.0, metadata=at_least(1.0))
+    taste_sharpness: float = field(default=3.0, metadata=at_least(0.0))
 
 
 @dataclass(frozen=True)
@@ -63,8 +55,8 @@ class CleaningConfig:
     on_bad_rows: Literal["error", "skip"] = "error"
     duplicates: Literal["keep_latest", "keep_first", "mean"] = "keep_latest"
     min_rating: float | None = None
-    user_core: int = field(default=0, metadata=_at_least(0))
-    item_core: int = field(default=0, metadata=_at_least(0))
+    user_core: int = field(default=0, metadata=at_least(0))
+    item_core: int = field(default=0, metadata=at_least(0))
 
 
 @dataclass(frozen=True)
@@ -77,8 +69,8 @@ class DatasetConfig:
     synthetic: SyntheticConfig | None = None
     protocol: Literal["given", "cold_users", "leave_one_out", "temporal", "ratio"] = "cold_users"
     # cold_users: fractions of the overlapping users held out as cold-start test / valid users.
-    cold_fraction: float = field(default=0.2, metadata=_between(0.0, 1.0))
-    valid_cold_fraction: float = field(default=0.1, metadata=_between(0.0, 1.0))
+    cold_fraction: float = field(default=0.2, metadata=between(0.0, 1.0))
+    valid_cold_fraction: float = field(default=0.1, metadata=between(0.0, 1.0))
     warm_holdout: Literal["none", "leave_one_out"] = "leave_one_out"
     test_users_file: str | None = None  # cold_users: exact raw test user ids, one per line
     # given: carve a validation row out of train for domains whose files have no valid split.
@@ -86,16 +78,16 @@ class DatasetConfig:
     # temporal: rows after the test cut-off are test, rows after the valid cut-off (and not after
     # the test one) are valid. Each cut-off is a timestamp or a quantile of all timestamps.
     test_cutoff: float | None = None
-    test_quantile: float | None = field(default=None, metadata=_between(0.0, 1.0))
+    test_quantile: float | None = field(default=None, metadata=between(0.0, 1.0))
     valid_cutoff: float | None = None
-    valid_quantile: float | None = field(default=None, metadata=_between(0.0, 1.0))
+    valid_quantile: float | None = field(default=None, metadata=between(0.0, 1.0))
     # ratio: per user and domain, random fractions of rows for train, valid and test.
     ratio_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     # Users are linked across domains by raw id, or by this file of (source_user, target_user) pairs.
     link_file: str | None = None
     # Which cross-validation fold this prepared dataset is (set per fold by `xdt run` from
     # evaluate.folds; set both by hand to prepare a single fold): fold `fold` of `folds`.
-    folds: int = field(default=1, metadata=_at_least(1))
+    folds: int = field(default=1, metadata=at_least(1))
     fold: int | None = None
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
 
@@ -105,20 +97,20 @@ class OptimizerConfig:
     """Optimiser name and learning rate."""
 
     name: Literal["adam", "adagrad", "sgd"] = "adam"
-    learning_rate: float = field(default=0.005, metadata=_at_least(0.0))
+    learning_rate: float = field(default=0.005, metadata=at_least(0.0))
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """Settings shared by every trained stage."""
 
-    embedding_dim: int = field(default=32, metadata=_at_least(1))
-    epochs: int = field(default=20, metadata=_at_least(1))
-    batch_size: int = field(default=1024, metadata=_at_least(1))
+    embedding_dim: int = field(default=32, metadata=at_least(1))
+    epochs: int = field(default=20, metadata=at_least(1))
+    batch_size: int = field(default=1024, metadata=at_least(1))
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    l2: float = field(default=0.0, metadata=_at_least(0.0))
-    patience: int = field(default=3, metadata=_at_least(1))
-    validation_users: int = field(default=2000, metadata=_at_least(1))
+    l2: float = field(default=0.0, metadata=at_least(0.0))
+    patience: int = field(default=3, metadata=at_least(1))
+    validation_users: int = field(default=2000, metadata=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -133,17 +125,17 @@ class TransferConfig(TrainingConfig):
     """Transfer methods and target-only baselines, each trained into its own run."""
 
     methods: list[str] = field(default_factory=lambda: ["popularity", "target_mf", "finetune", "emcdr"])
-    freeze_user_epochs: int = field(default=1000, metadata=_at_least(0))
+    freeze_user_epochs: int = field(default=1000, metadata=at_least(0))
     mapping: Literal["linear", "mlp"] = "mlp"
-    mapping_hidden: int = field(default=64, metadata=_at_least(1))
-    mapping_epochs: int = field(default=300, metadata=_at_least(1))
+    mapping_hidden: int = field(default=64, metadata=at_least(1))
+    mapping_epochs: int = field(default=300, metadata=at_least(1))
     # ptupcdr / dann: most recent source (and target) training items kept per user.
-    history_length: int = field(default=50, metadata=_at_least(1))
+    history_length: int = field(default=50, metadata=at_least(1))
     # ptupcdr: hidden width of the meta-network (attention and bridge decoder), as in the paper.
-    meta_dim: int = field(default=50, metadata=_at_least(1))
+    meta_dim: int = field(default=50, metadata=at_least(1))
     # dann: gradient-reversal weight of the domain classifier, and the shared encoder's hidden width.
-    dann_lambda: float = field(default=0.1, metadata=_at_least(0.0))
-    encoder_hidden: int = field(default=64, metadata=_at_least(1))
+    dann_lambda: float = field(default=0.1, metadata=at_least(0.0))
+    encoder_hidden: int = field(default=64, metadata=at_least(1))
     # fusion: the learned transfer method whose scores are blended with xknn and content scores.
     fusion_base: str = "finetune"
 
@@ -153,22 +145,22 @@ class EvaluateConfig:
     """Full-ranking evaluation on the target test split."""
 
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])
-    batch_size: int = field(default=1024, metadata=_at_least(1))
+    batch_size: int = field(default=1024, metadata=at_least(1))
     validation_metric: str = "ndcg@10"
     # Target splits whose items are masked from each test user's ranking (validation always masks
     # train only). [train] matches protocols that mask only training items, e.g. CDRIB's.
     test_excludes: list[Literal["train", "valid"]] = field(default_factory=lambda: ["train", "valid"])
     # Cross-validation: > 1 repeats the experiment over this many disjoint folds of cold-start test
     # users (protocol cold_users) and reports mean ± std; each fold is prepared as its own dataset.
-    folds: int = field(default=1, metadata=_at_least(1))
+    folds: int = field(default=1, metadata=at_least(1))
 
 
 @dataclass(frozen=True)
 class RecommendConfig:
     """Recommendation defaults."""
 
-    k: int = field(default=10, metadata=_at_least(1))
-    examples: int = field(default=3, metadata=_at_least(0))
+    k: int = field(default=10, metadata=at_least(1))
+    examples: int = field(default=3, metadata=at_least(0))
 
 
 @dataclass(frozen=True)
@@ -202,35 +194,35 @@ class RatingConfig:
     source and target biased MFs), `mapping` (EMCDR's mapping), `meta` (PTUPCDR's meta bridge).
     """
 
-    embedding_dim: int = field(default=10, metadata=_at_least(1))
-    l2: float = field(default=0.05, metadata=_at_least(0.0))
+    embedding_dim: int = field(default=10, metadata=at_least(1))
+    l2: float = field(default=0.05, metadata=at_least(0.0))
     # Share of the meta users held out for validation when the prepared data has no valid split.
-    valid_fraction: float = field(default=0.15, metadata=_between(0.0, 1.0))
+    valid_fraction: float = field(default=0.15, metadata=between(0.0, 1.0))
     # Share of the source ratings held out to early-stop the source MF.
-    source_valid_fraction: float = field(default=0.05, metadata=_between(0.0, 1.0))
+    source_valid_fraction: float = field(default=0.05, metadata=between(0.0, 1.0))
     select_on: Literal["mae", "rmse", "loss"] = "mae"
-    mf_epochs: int = field(default=40, metadata=_at_least(1))
-    mf_batch_size: int = field(default=1024, metadata=_at_least(1))
-    mf_learning_rate: float = field(default=0.03, metadata=_at_least(0.0))
-    mf_patience: int = field(default=3, metadata=_at_least(1))
+    mf_epochs: int = field(default=40, metadata=at_least(1))
+    mf_batch_size: int = field(default=1024, metadata=at_least(1))
+    mf_learning_rate: float = field(default=0.03, metadata=at_least(0.0))
+    mf_patience: int = field(default=3, metadata=at_least(1))
     mapping: Literal["linear", "mlp"] = "mlp"
-    mapping_hidden: int = field(default=64, metadata=_at_least(1))
-    mapping_epochs: int = field(default=200, metadata=_at_least(1))
-    mapping_batch_size: int = field(default=64, metadata=_at_least(1))
-    mapping_learning_rate: float = field(default=0.005, metadata=_at_least(0.0))
-    mapping_patience: int = field(default=5, metadata=_at_least(1))
+    mapping_hidden: int = field(default=64, metadata=at_least(1))
+    mapping_epochs: int = field(default=200, metadata=at_least(1))
+    mapping_batch_size: int = field(default=64, metadata=at_least(1))
+    mapping_learning_rate: float = field(default=0.005, metadata=at_least(0.0))
+    mapping_patience: int = field(default=5, metadata=at_least(1))
     # ptupcdr: batch 256, meta dim 50, history 20 are the official PTUPCDR meta-stage dimensions.
-    meta_epochs: int = field(default=20, metadata=_at_least(1))
-    meta_batch_size: int = field(default=256, metadata=_at_least(1))
-    meta_learning_rate: float = field(default=0.001, metadata=_at_least(0.0))
-    meta_patience: int = field(default=2, metadata=_at_least(1))
-    meta_dim: int = field(default=50, metadata=_at_least(1))
-    history_length: int = field(default=20, metadata=_at_least(1))
-    meta_l2: float = field(default=0.0, metadata=_at_least(0.0))
-    history_dropout: float = field(default=0.5, metadata=_between(0.0, 1.0))
+    meta_epochs: int = field(default=20, metadata=at_least(1))
+    meta_batch_size: int = field(default=256, metadata=at_least(1))
+    meta_learning_rate: float = field(default=0.001, metadata=at_least(0.0))
+    meta_patience: int = field(default=2, metadata=at_least(1))
+    meta_dim: int = field(default=50, metadata=at_least(1))
+    history_length: int = field(default=20, metadata=at_least(1))
+    meta_l2: float = field(default=0.0, metadata=at_least(0.0))
+    history_dropout: float = field(default=0.5, metadata=between(0.0, 1.0))
     # Start the bridge from the ridge solution p^t ≈ p^s W over the meta users (epoch 0 counts).
     warm_start: bool = True
-    ridge: float = field(default=1.0, metadata=_at_least(0.0))
+    ridge: float = field(default=1.0, metadata=at_least(0.0))
 
 
 # task: sequential — the methods of xdt.sequential.experiment (kept here so that config validation
@@ -249,22 +241,22 @@ class SequenceConfig:
     """
 
     methods: list[str] = field(default_factory=lambda: ["seq_target_only", "seq_finetune"])
-    max_length: int = field(default=30, metadata=_at_least(1))
-    width: int = field(default=64, metadata=_at_least(1))
-    layers: int = field(default=2, metadata=_at_least(0))
-    heads: int = field(default=2, metadata=_at_least(1))
-    dropout: float = field(default=0.2, metadata=_between(0.0, 1.0))
-    epochs: int = field(default=10, metadata=_at_least(1))
-    pretrain_epochs: int = field(default=5, metadata=_at_least(1))
-    batch_size: int = field(default=256, metadata=_at_least(1))
-    learning_rate: float = field(default=1e-3, metadata=_at_least(0.0))
+    max_length: int = field(default=30, metadata=at_least(1))
+    width: int = field(default=64, metadata=at_least(1))
+    layers: int = field(default=2, metadata=at_least(0))
+    heads: int = field(default=2, metadata=at_least(1))
+    dropout: float = field(default=0.2, metadata=between(0.0, 1.0))
+    epochs: int = field(default=10, metadata=at_least(1))
+    pretrain_epochs: int = field(default=5, metadata=at_least(1))
+    batch_size: int = field(default=256, metadata=at_least(1))
+    learning_rate: float = field(default=1e-3, metadata=at_least(0.0))
     # full: softmax over every item of the domain (exact); sampled: `negatives` shared negatives.
     loss: Literal["full", "sampled"] = "full"
-    negatives: int = field(default=512, metadata=_at_least(1))
+    negatives: int = field(default=512, metadata=at_least(1))
     negative_sampler: Literal["uniform", "in_batch"] = "in_batch"
     # Fine-tuning epochs with the pretrained transformer blocks and positions frozen.
-    freeze_epochs: int = field(default=1, metadata=_at_least(0))
-    patience: int = field(default=3, metadata=_at_least(1))
+    freeze_epochs: int = field(default=1, metadata=at_least(0))
+    patience: int = field(default=3, metadata=at_least(1))
     text_encoder_dir: str | None = None
 
 
@@ -330,31 +322,6 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ExperimentC
     config = build_dataclass(ExperimentConfig, raw, key_path="", source=source)
     check_consistency(config, source=source)
     return config
-
-
-def apply_override(raw: dict[str, Any], override: str, *, source: str) -> None:
-    """Apply one `key.path=value` override (value parsed as YAML) to a raw config."""
-    if "=" not in override:
-        raise ConfigError(f"--set expects key.path=value. Received: {override!r}")
-    key_path, value_text = override.split("=", 1)
-    keys = key_path.strip().split(".")
-    if not all(keys):
-        raise ConfigError(f"--set expects key.path=value. Received: {override!r}")
-    try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError:
-        value = value_text
-    node = raw
-    for depth, key in enumerate(keys[:-1]):
-        child = node.get(key)
-        if child is None:
-            child = {}
-            node[key] = child
-        if not isinstance(child, dict):
-            partial = ".".join(keys[: depth + 1])
-            raise ConfigError(f"{source}: --set {key_path}: '{partial}' is a value, not a section")
-        node = child
-    node[keys[-1]] = value
 
 
 def check_consistency(config: ExperimentConfig, *, source: str) -> None:
@@ -499,131 +466,3 @@ def check_dataset_protocol(dataset: DatasetConfig, *, source: str) -> None:
                 f"{source}: dataset.{role}.rating_range: expected [low, high] with low <= high. "
                 f"Received: {domain.rating_range}"
             )
-
-
-def check_name(name: str, valid: Sequence[str], *, key: str, source: str) -> None:
-    """Fail with a did-you-mean when `name` is not one of `valid`."""
-    if name in valid:
-        return
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ConfigError(f"{source}: {key}: unknown name {name!r}.{hint} Available: {', '.join(valid)}")
-
-
-def build_dataclass(cls: type, raw: Any, *, key_path: str, source: str) -> Any:
-    """Turn a raw mapping into an instance of dataclass `cls`, checking every key and type."""
-    where = key_path or "top level"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {where}: expected a mapping, received {describe(raw)}")
-    hints = typing.get_type_hints(cls)
-    fields = {item.name: item for item in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" Did you mean '{join_path(key_path, close[0])}'?" if close else ""
-            raise ConfigError(
-                f"{source}: unknown key '{join_path(key_path, str(key))}'.{hint} "
-                f"Valid keys here: {', '.join(fields)}"
-            )
-    values = {}
-    for name, spec in fields.items():
-        child_path = join_path(key_path, name)
-        if name not in raw:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{source}: missing required key '{child_path}'")
-            continue
-        value = convert(hints[name], raw[name], key_path=child_path, source=source)
-        check_bounds(spec, value, key_path=child_path, source=source)
-        values[name] = value
-    return cls(**values)
-
-
-def convert(annotation: Any, value: Any, *, key_path: str, source: str) -> Any:
-    """Check `value` against a type annotation and convert it (int → float, list → list)."""
-    origin = typing.get_origin(annotation)
-    arguments = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in arguments:
-            return None
-        options = [argument for argument in arguments if argument is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return convert(option, value, key_path=key_path, source=source)
-            except ConfigError as error:
-                errors.append(error)
-        if len(options) == 1:
-            raise errors[0]
-        raise ConfigError(f"{source}: {key_path}: expected {describe_type(annotation)}, received {describe(value)}")
-    if origin is Literal:
-        if value not in arguments:
-            close = difflib.get_close_matches(str(value), [str(item) for item in arguments], n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"{source}: {key_path}: expected one of {', '.join(map(str, arguments))}, "
-                f"received {describe(value)}.{hint}"
-            )
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: {key_path}: expected a list, received {describe(value)}")
-        return [convert(arguments[0], item, key_path=f"{key_path}[{index}]", source=source) for index, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key_path}: expected a mapping, received {describe(value)}")
-        return dict(value)
-    if dataclasses.is_dataclass(annotation):
-        return build_dataclass(annotation, value, key_path=key_path, source=source)
-    if annotation is Any:
-        return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key_path}: expected true or false, received {describe(value)}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: {key_path}: expected an integer, received {describe(value)}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: {key_path}: expected a number, received {describe(value)}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: {key_path}: expected a string, received {describe(value)}")
-        return value
-    raise TypeError(f"Unsupported config annotation {annotation!r} at {key_path}")
-
-
-def check_bounds(spec: dataclasses.Field, value: Any, *, key_path: str, source: str) -> None:
-    """Apply the `min`/`max` bounds declared in a field's metadata."""
-    if value is None or not isinstance(value, (int, float)):
-        return
-    minimum = spec.metadata.get("min")
-    maximum = spec.metadata.get("max")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{source}: {key_path}: expected a value >= {minimum:g}, received {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{source}: {key_path}: expected a value <= {maximum:g}, received {value!r}")
-
-
-def join_path(prefix: str, key: str) -> str:
-    """Join a dotted key path."""
-    return f"{prefix}.{key}" if prefix else key
-
-
-def describe(value: Any) -> str:
-    """Show a received value with its YAML type, e.g. `'ten' (string)`."""
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}
-    kind = "null" if value is None else names.get(type(value), type(value).__name__)
-    return f"{value!r} ({kind})"
-
-
-def describe_type(annotation: Any) -> str:
-    """Human name of a type annotation."""
-    arguments = typing.get_args(annotation)
-    if arguments:
-        return " or ".join(describe_type(argument) for argument in arguments if argument is not type(None))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation))
-    )
