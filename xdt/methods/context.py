@@ -11,10 +11,13 @@ import tensorflow as tf
 
 from xdt.config import ExperimentConfig
 from xdt.data.dataset import PreparedDataset
+from xdt.data.protocols import TARGET
+from xdt.errors import XdtError
 from xdt.evaluate import evaluate_model
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter
 from xdt.runs import RunDirectory
+from xdt.train import TrainingState, fit_pairwise
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,39 @@ class MethodContext:
     strategy: tf.distribute.Strategy
     source_model: MatrixFactorization | None
     reporter: Reporter
+
+    def require_source_model(self, method: str) -> MatrixFactorization:
+        """The pretrained source model, or a clear error for a method that needs one."""
+        if self.source_model is None:
+            raise XdtError(f"{method} needs a pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
+        return self.source_model
+
+    def fit(
+        self,
+        model: keras.Model,
+        *,
+        stage: str,
+        cohort: str = "all",
+        dataset: object | None = None,
+        freeze_user_epochs: int = 0,
+    ) -> TrainingState:
+        """Train on target-domain triples with the transfer settings, validated on one cohort (see `fit_pairwise`).
+
+        `dataset` replaces the prepared dataset as the source of triples (anything with `bpr_triples`).
+        """
+        return fit_pairwise(
+            model,
+            dataset=self.dataset if dataset is None else dataset,
+            domain=TARGET,
+            training=self.config.transfer,
+            seed=self.config.seed,
+            stage=stage,
+            run=self.run,
+            strategy=self.strategy,
+            validate=self.validator(cohort),
+            freeze_user_epochs=freeze_user_epochs,
+            on_epoch=self.reporter.epoch,
+        )
 
     def validation_users(self, cohort: str = "all") -> np.ndarray:
         """A seeded sample (at most `validation_users`) of the target validation users of a cohort.

@@ -14,18 +14,15 @@ from __future__ import annotations
 import keras
 
 from xdt.data.protocols import SOURCE, TARGET
-from xdt.errors import XdtError
 from xdt.methods.context import MethodContext
 from xdt.methods.joint import TwoDomainTriples, copy_source_tables, embedding_dim
 from xdt.methods.ptupcdr import padded_histories
 from xdt.models.dann import DannModel
-from xdt.train import fit_pairwise
 
 
 def train(context: MethodContext) -> DannModel:
     """Fit the adversarial shared encoder and both domains' item tables."""
-    if context.source_model is None:
-        raise XdtError("dann needs the pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
+    source_model = context.require_source_model("dann")
     dataset = context.dataset
     settings = context.config.transfer
     source_items, target_items = dataset.n_items(SOURCE), dataset.n_items(TARGET)
@@ -43,22 +40,11 @@ def train(context: MethodContext) -> DannModel:
             name="dann",
         )
         model.build()
-        copy_source_tables(context.source_model, model.shared_user_embedding, model.item_embedding, model.item_bias)
+        copy_source_tables(source_model, model.shared_user_embedding, model.item_embedding, model.item_bias)
         padding = model.padding_item
         source_history = padded_histories(dataset, SOURCE, settings.history_length, pad=padding)
         target_history = padded_histories(dataset, TARGET, settings.history_length, pad=padding - source_items)
         # Target items move up by the source item count in the combined index (padding stays padding).
         model.set_histories(source_history, target_history + source_items)
-    fit_pairwise(
-        model,
-        dataset=TwoDomainTriples(dataset),
-        domain=TARGET,
-        training=settings,
-        seed=context.config.seed,
-        stage="dann",
-        run=context.run,
-        strategy=context.strategy,
-        validate=context.validator(),
-        on_epoch=context.reporter.epoch,
-    )
+    context.fit(model, stage="dann", dataset=TwoDomainTriples(dataset))
     return model

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from xdt.data.protocols import SOURCE, TARGET
-from xdt.errors import DataError, XdtError
+from xdt.errors import DataError
 from xdt.methods.context import MethodContext
 from xdt.methods.target_mf import build_target_mf, fit_target
 from xdt.models.emcdr import EmcdrModel
@@ -29,8 +29,7 @@ def mapping_users(context: MethodContext) -> np.ndarray:
 
 def train(context: MethodContext) -> EmcdrModel:
     """Train target MF, then the mapping; assemble one servable model."""
-    if context.source_model is None:
-        raise XdtError("emcdr needs a pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
+    source_model = context.require_source_model("emcdr")
     users = mapping_users(context)
     if len(users) < 2:
         raise DataError(f"emcdr needs overlapping users with target training rows to learn its mapping; found {len(users)}")
@@ -42,7 +41,7 @@ def train(context: MethodContext) -> EmcdrModel:
         model = EmcdrModel(dataset.n_users, dataset.n_items(TARGET), target.embedding_dim, settings.mapping, settings.mapping_hidden, name="emcdr")
         model.build()
         model.target.set_weights(target.get_weights())
-        model.source_user_embedding.embeddings.assign(context.source_model.user_embedding.embeddings)
+        model.source_user_embedding.embeddings.assign(source_model.user_embedding.embeddings)
         known = (dataset.target_train_counts > 0).astype("float32")[:, None]
         model.has_target.embeddings.assign(known)
         model.target.trainable = False

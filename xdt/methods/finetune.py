@@ -8,7 +8,6 @@ users (who have no target rows and get no target gradient) stay aligned with the
 
 from __future__ import annotations
 
-from xdt.errors import XdtError
 from xdt.methods.context import MethodContext
 from xdt.methods.target_mf import build_target_mf, fit_target
 from xdt.models.matrix_factorization import MatrixFactorization
@@ -16,10 +15,9 @@ from xdt.models.matrix_factorization import MatrixFactorization
 
 def train(context: MethodContext) -> MatrixFactorization:
     """Initialise the target user table from the source model, then train on target rows."""
-    if context.source_model is None:
-        raise XdtError("finetune needs a pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
+    source_model = context.require_source_model("finetune")
     model = build_target_mf(context)
-    model.user_embedding.embeddings.assign(context.source_model.user_embedding.embeddings)
+    model.user_embedding.embeddings.assign(source_model.user_embedding.embeddings)
     return fit_target(
         context, model, stage="finetune", freeze_user_epochs=context.config.transfer.freeze_user_epochs, cohort="all"
     )

@@ -15,11 +15,9 @@ import numpy as np
 
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import SOURCE, TARGET
-from xdt.errors import XdtError
 from xdt.methods.context import MethodContext
 from xdt.models.joint import JointModel
 from xdt.models.matrix_factorization import MatrixFactorization
-from xdt.train import fit_pairwise
 
 
 @dataclass(frozen=True)
@@ -62,25 +60,13 @@ def copy_source_tables(source_model: MatrixFactorization, user_table: keras.laye
 
 def train(context: MethodContext) -> JointModel:
     """Fit the shared-private model on both domains."""
-    if context.source_model is None:
-        raise XdtError("joint needs the pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
+    source_model = context.require_source_model("joint")
     dataset = context.dataset
     settings = context.config.transfer
     keras.utils.set_random_seed(context.config.seed)
     with context.strategy.scope():
         model = JointModel(dataset.n_users, dataset.n_items(SOURCE), dataset.n_items(TARGET), embedding_dim(context), l2=settings.l2, name="joint")
         model.build()
-        copy_source_tables(context.source_model, model.shared_user_embedding, model.item_embedding, model.item_bias)
-    fit_pairwise(
-        model,
-        dataset=TwoDomainTriples(dataset),
-        domain=TARGET,
-        training=settings,
-        seed=context.config.seed,
-        stage="joint",
-        run=context.run,
-        strategy=context.strategy,
-        validate=context.validator(),
-        on_epoch=context.reporter.epoch,
-    )
+        copy_source_tables(source_model, model.shared_user_embedding, model.item_embedding, model.item_bias)
+    context.fit(model, stage="joint", dataset=TwoDomainTriples(dataset))
     return model

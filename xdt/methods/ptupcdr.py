@@ -18,12 +18,11 @@ import numpy as np
 
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import SOURCE, TARGET
-from xdt.errors import DataError, XdtError
+from xdt.errors import DataError
 from xdt.methods.context import MethodContext
 from xdt.methods.emcdr import mapping_users
 from xdt.methods.target_mf import build_target_mf, fit_target
 from xdt.models.ptupcdr import PtupcdrModel
-from xdt.train import fit_pairwise
 
 
 def padded_histories(dataset: PreparedDataset, domain: str, length: int, *, pad: int | None = None) -> np.ndarray:
@@ -63,8 +62,7 @@ def restrict_target_training(dataset: PreparedDataset, users: np.ndarray) -> Pre
 
 def train(context: MethodContext) -> PtupcdrModel:
     """Train target MF, then the meta-network on overlapping users; assemble one servable model."""
-    if context.source_model is None:
-        raise XdtError("ptupcdr needs a pretrained source model: run `xdt transfer CONFIG --from PRETRAIN_RUN`")
+    source_model = context.require_source_model("ptupcdr")
     users = mapping_users(context)
     if len(users) < 2:
         raise DataError(f"ptupcdr needs overlapping users with target training rows to train its meta-network; found {len(users)}")
@@ -84,23 +82,12 @@ def train(context: MethodContext) -> PtupcdrModel:
         )
         model.build()
         model.set_tables(
-            context.source_model,
+            source_model,
             target,
             padded_histories(dataset, SOURCE, settings.history_length),
             dataset.target_train_counts > 0,
         )
         model.target.trainable = False
     context.reporter.status(f"ptupcdr meta-network: {len(users)} overlapping users with target training rows")
-    fit_pairwise(
-        model,
-        dataset=restrict_target_training(dataset, users),
-        domain=TARGET,
-        training=settings,
-        seed=context.config.seed,
-        stage="meta",
-        run=context.run,
-        strategy=context.strategy,
-        validate=context.validator("cold"),
-        on_epoch=context.reporter.epoch,
-    )
+    context.fit(model, stage="meta", dataset=restrict_target_training(dataset, users), cohort="cold")
     return model

@@ -5,7 +5,6 @@ from __future__ import annotations
 from xdt.data.protocols import TARGET
 from xdt.methods.context import MethodContext
 from xdt.models.matrix_factorization import MatrixFactorization
-from xdt.train import fit_pairwise
 
 
 def build_target_mf(context: MethodContext) -> MatrixFactorization:
@@ -26,19 +25,7 @@ def fit_target(
     A target-only MF learns nothing for cold-start users (their rows are random), so by
     default it is validated on warm users only; fine-tuning validates on all users.
     """
-    fit_pairwise(
-        model,
-        dataset=context.dataset,
-        domain=TARGET,
-        training=context.config.transfer,
-        seed=context.config.seed,
-        stage=stage,
-        run=context.run,
-        strategy=context.strategy,
-        validate=context.validator(cohort),
-        freeze_user_epochs=freeze_user_epochs,
-        on_epoch=context.reporter.epoch,
-    )
+    context.fit(model, stage=stage, cohort=cohort, freeze_user_epochs=freeze_user_epochs)
     return model
 
 
