@@ -116,10 +116,10 @@ class SplitDataset:
         rows, columns = zip(*pairs) if pairs else ((), ())
         return sparse.csr_matrix((np.ones(len(pairs)), (rows, columns)), shape=(self.n_users, self.items))
 
-    def evaluation_users(self, split: str) -> np.ndarray:
+    def evaluation_users(self, split: str, domain: str = "target") -> np.ndarray:
         return np.unique([user for user, _ in self.splits[split]])
 
-    def cohort(self, users: np.ndarray) -> np.ndarray:
+    def cohort(self, users: np.ndarray, domain: str = "target") -> np.ndarray:
         return np.array(["warm"] * len(users))
 
     def activity_bucket(self, users: np.ndarray) -> np.ndarray:

@@ -164,8 +164,7 @@ def evaluate_ranking(
         raise XdtError(f"Expected domain 'source' or 'target'. Received: domain={domain!r}")
     relevant = dataset.interaction_matrix(domain, split)
     if users is None:
-        # The target default keeps the one-argument calls that dataset stand-ins implement.
-        users = dataset.evaluation_users(split) if domain == TARGET else dataset.evaluation_users(split, domain)
+        users = dataset.evaluation_users(split, domain)
     seen = dataset.interaction_matrix(domain, *excluded_splits(split, test_excludes))
     ranking = rank_items(score_all, users, seen=seen, relevant=relevant, k=max(ks), batch_size=batch_size, progress=progress)
     counts = np.diff(relevant.indptr)[users]
@@ -174,7 +173,7 @@ def evaluate_ranking(
         {
             "user": dataset.raw_users[users].astype(str),
             "user_index": users,
-            "cohort": dataset.cohort(users) if domain == TARGET else dataset.cohort(users, domain),
+            "cohort": dataset.cohort(users, domain),
             "activity_bucket": dataset.activity_bucket(users),
             "relevant": counts,
             **metrics,
