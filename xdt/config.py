@@ -111,6 +111,11 @@ class TrainingConfig:
     l2: float = field(default=0.0, metadata=at_least(0.0))
     patience: int = field(default=3, metadata=at_least(1))
     validation_users: int = field(default=2000, metadata=at_least(1))
+    # Implicit-feedback objective over each positive and `negatives` sampled negatives:
+    # bpr (pairwise, averaged over the negatives), bce (pointwise binary cross-entropy) or
+    # softmax (sampled softmax: the positive against its negatives).
+    loss: Literal["bpr", "bce", "softmax"] = "bpr"
+    negatives: int = field(default=1, metadata=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,9 @@ class EvaluateConfig:
     # Cross-validation: > 1 repeats the experiment over this many disjoint folds of cold-start test
     # users (protocol cold_users) and reports mean ± std; each fold is prepared as its own dataset.
     folds: int = field(default=1, metadata=at_least(1))
+    # Sampled ranking next to full ranking: > 0 ranks each test item against this many random
+    # items the user never interacted with (as many papers' own code does); reported as "sampled".
+    sampled_negatives: int = field(default=0, metadata=at_least(0))
 
 
 @dataclass(frozen=True)
