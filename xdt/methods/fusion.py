@@ -1,8 +1,8 @@
 """Fusion: blend a learned transfer model with cross-domain CF (xknn) and TF-IDF content scores.
 
 Components: the method named by `transfer.fusion_base` (default finetune), `xknn` (which also
-adds target ItemKNN for warm users), and, where the target items have titles, a TF-IDF content
-scorer over the user's source and target training histories. Each component's scores are
+adds target ItemKNN for warm users), and, where the target items have titles, the TF-IDF content
+scorer of the `content` method over the user's source and target training histories. Each component's scores are
 z-scored per user over all target items; the blend weights (a grid on the simplex, step 0.05
 for two components, 0.1 for three) maximise `evaluate.validation_metric` on the target
 validation users (the cold cohort where it has users, else all). Test data is never read.
@@ -16,45 +16,17 @@ import itertools
 
 import keras
 import numpy as np
-import scipy.sparse as sparse
 import tensorflow as tf
 
 from xdt.data.dataset import PreparedDataset
-from xdt.data.protocols import SOURCE, TARGET
+from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
 from xdt.methods import xknn
+from xdt.methods.content import MISSING_TARGET_TITLES, content_model
 from xdt.methods.context import MethodContext
 from xdt.metrics import expected_ranking_metrics
-from xdt.models.fusion import ContentModel, FusionModel, blend, component_scores, normalise_rows, standardise, tfidf_matrix
+from xdt.models.fusion import FusionModel, blend, component_scores, standardise
 from xdt.models.registry import FUSION_BASE_NAMES, get_method
-
-
-def titles_of(items: object) -> np.ndarray | None:
-    """The item titles of an id map, or None when it has no non-empty `title` column."""
-    if "title" not in items.columns:
-        return None
-    titles = items["title"].fillna("").astype(str).to_numpy()
-    return titles if any(title.strip() for title in titles) else None
-
-
-def content_model(dataset: PreparedDataset) -> ContentModel | None:
-    """TF-IDF content scorer, or None without target item titles.
-
-    TF-IDF is fitted on the titles of both domains' items (source items without titles count
-    as empty documents); a user's profile is the L2-normalised sum of the TF-IDF rows of their
-    source and target training items.
-    """
-    target_titles = titles_of(dataset.items(TARGET))
-    if target_titles is None:
-        return None
-    source_titles = titles_of(dataset.items(SOURCE))
-    if source_titles is None:
-        source_titles = np.full(dataset.n_items(SOURCE), "", dtype=object)
-    vectors = tfidf_matrix(list(source_titles) + list(target_titles))
-    source_vectors, target_vectors = vectors[: len(source_titles)], vectors[len(source_titles) :]
-    histories = sparse.hstack([dataset.interaction_matrix(SOURCE, "train"), dataset.interaction_matrix(TARGET, "train")]).tocsr()
-    profiles = normalise_rows((histories.astype(np.float64) @ sparse.vstack([source_vectors, target_vectors])).tocsr())
-    return ContentModel.from_matrices(profiles, target_vectors, name="content")
 
 
 def weight_grid(components: int) -> list[tuple[float, ...]]:
@@ -102,7 +74,7 @@ def train(context: MethodContext) -> FusionModel:
     names = [base_name, "xknn"]
     content = content_model(context.dataset)
     if content is None:
-        content_note = "skipped: the target items have no titles (items_target.parquet has no non-empty 'title' column)"
+        content_note = f"skipped: {MISSING_TARGET_TITLES}"
     else:
         components.append(content)
         names.append("content")

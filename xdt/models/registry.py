@@ -33,6 +33,9 @@ METHODS: dict[str, MethodEntry] = {
         MethodEntry(
             "xknn", "xdt.methods.xknn", "cross-domain item cosine over overlapping users; source history → target items", True
         ),
+        MethodEntry(
+            "content", "xdt.methods.content", "TF-IDF cosine of the user's item titles (both domains) with each target item's title", False
+        ),
         MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False),
         MethodEntry(
             "finetune", "xdt.methods.finetune", "target MF initialised from the source user embeddings", True

@@ -1,0 +1,99 @@
+"""content, two_tower and cmf: hand-checked content scores, training, shapes, save → load identical, cmf uses the source domain."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tests.test_transfer_methods import Experiment, cold_and_warm_users, load_model_file, make_experiment
+from xdt.data.dataset import PreparedDataset
+from xdt.data.protocols import SOURCE, TARGET
+from xdt.errors import DataError
+from xdt.methods import content
+from xdt.methods.context import MethodContext
+from xdt.progress import SilentReporter
+from xdt.session import load_model
+from xdt.transfer import transfer_method
+
+
+def titled_items(titles: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"item": np.arange(len(titles)), "raw_item": [f"i{index}" for index in range(len(titles))], "title": titles})
+
+
+def hand_dataset() -> PreparedDataset:
+    """One source item "space"; target items "space opera", "cooking", "space cooking"; three users."""
+    interactions = pd.DataFrame(
+        {
+            "domain": [SOURCE, SOURCE, TARGET, TARGET],
+            "user": [0, 1, 1, 1],
+            "item": [0, 0, 1, 2],
+            # User 1's test row must not enter their profile.
+            "split": ["train", "train", "train", "test"],
+            "timestamp": [1, 1, 2, 3],
+        }
+    )
+    return PreparedDataset(
+        path=Path("hand"),
+        manifest={"name": "hand"},
+        interactions=interactions,
+        raw_users=np.array(["a", "b", "c"], dtype=object),
+        source_items=titled_items(["space"]),
+        target_items=titled_items(["space opera", "cooking", "space cooking"]),
+    )
+
+
+def test_content_scores_by_hand() -> None:
+    # TF-IDF over the 4 titles: df space 3, opera 1, cooking 2; idf = log(5/(1 + df)) + 1 =
+    # space 1.22314, opera 1.91629, cooking 1.51083. L2-normalised rows:
+    #   "space" (1), "space opera" (0.53803, 0.84292), "cooking" (1), "space cooking" (0.62923, 0.77722).
+    # User 0 (source "space"): cosines (0.53803, 0, 0.62923).
+    # User 1 (source "space" + target "cooking"): profile (1, 1)/√2 on (space, cooking) →
+    #   (0.53803/√2, 1/√2, (0.62923 + 0.77722)/√2) = (0.38044, 0.70711, 0.99451).
+    # User 2 has no history: zeros.
+    model = content.content_model(hand_dataset())
+    scores = model.score_all_float64(tf.constant([0, 1, 2])).numpy()
+    space, opera, cooking = (math.log(5 / (1 + df)) + 1 for df in (3, 1, 2))
+    space_opera = space / math.hypot(space, opera)
+    space_cooking = (space / math.hypot(space, cooking), cooking / math.hypot(space, cooking))
+    expected = [
+        [space_opera, 0.0, space_cooking[0]],
+        [space_opera / math.sqrt(2), 1 / math.sqrt(2), sum(space_cooking) / math.sqrt(2)],
+        [0.0, 0.0, 0.0],
+    ]
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+    np.testing.assert_allclose(scores[1], [0.38044, 0.70711, 0.99451], atol=1e-5)
+
+
+def test_content_without_target_titles_names_the_dataset() -> None:
+    dataset = hand_dataset()
+    untitled = dataclasses.replace(dataset, target_items=dataset.target_items.drop(columns=["title"]))
+    context = MethodContext(None, untitled, None, tf.distribute.get_strategy(), None, SilentReporter())
+    with pytest.raises(DataError, match=r"content needs item text, but in dataset 'hand' the target items have no titles"):
+        content.train(context)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
+    return make_experiment(tmp_path_factory.mktemp("original"), shuffled=False)
+
+
+def test_content_trains_and_round_trips(experiment: Experiment, tmp_path: Path) -> None:
+    dataset = experiment.dataset
+    run = transfer_method(experiment.config, "content", parent=experiment.pretrain, config_text=experiment.text)
+    assert [line["stage"] for line in run.metrics_history()] == ["content"]
+    model = load_model(run)
+    users = tf.constant(dataset.evaluation_users("test")[:16], dtype=tf.int32)
+    scores = model.score_all(users).numpy()
+    assert scores.shape == (16, dataset.n_items(TARGET)) and np.isfinite(scores).all()
+    cold, _ = cold_and_warm_users(dataset)
+    # Cold-start users are scored from their source titles alone.
+    assert (model.score_all(tf.constant(cold[:16], dtype=tf.int32)).numpy() > 0).any(axis=1).all()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.testing.assert_array_equal(load_model_file(path).score_all(users).numpy(), scores)
