@@ -24,7 +24,7 @@ from xdt.session import SERIALISABLE_MODELS, load_model, open_dataset
 from xdt.transfer import transfer_method
 
 METHODS = ("ptupcdr", "dann", "joint", "finetune", "emcdr", "fusion")
-# Models whose call takes (users, positives, negatives) BPR triples.
+# Models whose call takes (users, positives, negatives) triples and returns scores (batch, 1 + k).
 PAIRWISE = ("ptupcdr", "dann", "joint", "finetune")
 # Stage whose first epoch is recorded in metrics.jsonl.
 FIRST_STAGE = {"ptupcdr": "meta", "emcdr": "target", "fusion": "finetune"}
@@ -99,7 +99,8 @@ def test_method_trains_round_trips_and_uses_the_source_domain(experiment: Experi
     offset = dataset.n_items(SOURCE) if method in ("dann", "joint") else 0
     if method in PAIRWISE:
         triples = (users, tf.fill([16], offset), tf.fill([16], offset + 1))
-        assert tuple(model(triples).shape) == (16, 1)
+        assert tuple(model(triples).shape) == (16, 2)
+        assert tuple(model((users, tf.fill([16], offset), tf.fill([16, 3], offset + 1))).shape) == (16, 4)
     if method == "joint":
         assert tuple(model.score_all_source(users).shape) == (16, dataset.n_items(SOURCE))
     path = tmp_path / "model.keras"

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from xdt.config import OptimizerConfig, TrainingConfig
 from xdt.data.dataset import PreparedDataset
-from xdt.models.matrix_factorization import bpr_loss
+from xdt.losses import ranking_loss
 from xdt.progress import EpochReport
 from xdt.runs import RunDirectory, write_json_atomic
 
@@ -66,12 +66,12 @@ class TrainingState:
     checkpoint: str = ""
 
 
-def compile_model(model: keras.Model, optimizer: OptimizerConfig, *, freeze_users: bool) -> None:
-    """Compile with a fresh optimiser; user embeddings optionally frozen."""
+def compile_model(model: keras.Model, training: TrainingConfig, *, freeze_users: bool) -> None:
+    """Compile with a fresh optimiser and the configured ranking loss; user embeddings optionally frozen."""
     user_embedding = getattr(model, "user_embedding", None)
     if user_embedding is not None:
         user_embedding.trainable = not freeze_users
-    model.compile(optimizer=make_optimizer(optimizer), loss=bpr_loss)
+    model.compile(optimizer=make_optimizer(training.optimizer), loss=ranking_loss(training.loss))
 
 
 def save_checkpoint(model: keras.Model, folder: Path) -> None:
@@ -94,7 +94,7 @@ def restore_checkpoint(model: keras.Model, folder: Path) -> None:
 
 
 def epoch_batches(users: np.ndarray, positives: np.ndarray, negatives: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """One epoch of (user, positive, negative) triples in the given order, with zero labels `(batch, 1)`.
+    """One epoch of (user, positive, negatives `(n,)` or `(n, k)`) triples in the given order, with zero labels `(batch, 1)`.
 
     Built directly rather than through Keras' numpy adapter, whose parallel map logs a spurious
     "NodeDef mentions attribute use_unbounded_threadpool" error with Keras 3.15 on TF 2.21.
@@ -126,6 +126,10 @@ def fit_pairwise(
 ) -> TrainingState:
     """Train a pairwise model epoch by epoch with checkpoints, early stopping and exact resume.
 
+    Each epoch draws `training.negatives` negatives per training row from
+    `dataset.bpr_triples` and minimises `training.loss` (see `xdt.losses`) over the model's
+    candidate scores `(batch, 1 + negatives)`.
+
     A checkpoint is written after every epoch into `checkpoints/<stage>-epoch-<n>/` and then
     published by atomically rewriting `checkpoints/<stage>-state.json`; a run killed at any
     moment resumes from the last published epoch and produces the same weights as an
@@ -135,7 +139,7 @@ def fit_pairwise(
     state = TrainingState(**json.loads(state_file.read_text())) if state_file.is_file() else TrainingState()
     with strategy.scope():
         # The checkpoint of epoch s was trained frozen iff s <= freeze_user_epochs.
-        compile_model(model, training.optimizer, freeze_users=0 < freeze_user_epochs and state.epoch <= freeze_user_epochs)
+        compile_model(model, training, freeze_users=0 < freeze_user_epochs and state.epoch <= freeze_user_epochs)
         if state.checkpoint:
             restore_checkpoint(model, run.checkpoints / state.checkpoint)
     kill_after = os.environ.get(KILL_AFTER_EPOCH_VARIABLE)
@@ -144,9 +148,9 @@ def fit_pairwise(
         epoch = state.epoch + 1
         if epoch - 1 == freeze_user_epochs and freeze_user_epochs > 0:
             with strategy.scope():
-                compile_model(model, training.optimizer, freeze_users=False)
+                compile_model(model, training, freeze_users=False)
         started = time.perf_counter()
-        users, positives, negatives = dataset.bpr_triples(domain, seed, epoch)
+        users, positives, negatives = dataset.bpr_triples(domain, seed, epoch, negatives=training.negatives)
         history = model.fit(epoch_batches(users, positives, negatives, training.batch_size), epochs=1, shuffle=False, verbose=0)
         loss = float(history.history["loss"][-1])
         score = validate(model) if validate is not None else None

@@ -114,13 +114,18 @@ class PreparedDataset:
             )
         return int(matches[0])
 
-    def bpr_triples(self, domain: str, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Shuffled (user, positive, negative) training triples for one epoch.
+    def bpr_triples(self, domain: str, seed: int, epoch: int, negatives: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shuffled (user, positive, negatives) training triples for one epoch.
 
-        Negatives are uniform over the domain's items, resampled (up to 10 rounds) when they
-        hit one of the user's training items; the draw depends only on (seed, epoch), so an
-        interrupted run that resumes at epoch e sees exactly the triples it would have seen.
+        Users and positives are `(n,)`; negatives are `(n,)` when `negatives` is 1, else
+        `(n, negatives)`. Each negative is uniform over the domain's items, resampled (up to 10
+        rounds) when it hits one of the user's training items; the draw depends only on (seed,
+        epoch), so an interrupted run that resumes at epoch e sees exactly the triples it would
+        have seen. The k columns are drawn as one flat row-major array, so k = 1 draws exactly
+        what a single negative per row always did.
         """
+        if negatives < 1:
+            raise ValueError(f"Expected negatives >= 1. Received: negatives={negatives}")
         rows = self.rows(domain, "train")
         users = rows["user"].to_numpy(np.int32)
         positives = rows["item"].to_numpy(np.int32)
@@ -129,15 +134,16 @@ class PreparedDataset:
         order = rng.permutation(len(users))
         users, positives = users[order], positives[order]
         known = np.sort(users.astype(np.int64) * n_items + positives)
-        negatives = rng.integers(0, n_items, size=len(users), dtype=np.int32)
+        negative_users = np.repeat(users, negatives).astype(np.int64)
+        drawn = rng.integers(0, n_items, size=len(negative_users), dtype=np.int32)
         for _ in range(10):
-            keys = users.astype(np.int64) * n_items + negatives
+            keys = negative_users * n_items + drawn
             position = np.clip(np.searchsorted(known, keys), 0, len(known) - 1)
             collided = known[position] == keys
             if not collided.any():
                 break
-            negatives[collided] = rng.integers(0, n_items, size=int(collided.sum()), dtype=np.int32)
-        return users, positives, negatives
+            drawn[collided] = rng.integers(0, n_items, size=int(collided.sum()), dtype=np.int32)
+        return users, positives, drawn if negatives == 1 else drawn.reshape(len(users), negatives)
 
 
 def load_dataset(path: Path) -> PreparedDataset:

@@ -1,4 +1,4 @@
-"""DANN: a domain-adversarial shared user encoder trained on both domains' BPR objectives.
+"""DANN: a domain-adversarial shared user encoder trained on both domains' ranking objectives (`transfer.loss`).
 
 Each training row is scored from its own domain's user view; target rows of users with
 source history are also scored from their source view (the view cold-start users are served
@@ -37,6 +37,7 @@ def train(context: MethodContext) -> DannModel:
             hidden=settings.encoder_hidden,
             reversal_weight=settings.dann_lambda,
             l2=settings.l2,
+            ranking_loss=settings.loss,
             name="dann",
         )
         model.build()

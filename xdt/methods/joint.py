@@ -25,23 +25,23 @@ class TwoDomainTriples:
     """Both domains' BPR triples in one item index: source items first, target items offset by the source count.
 
     `fit_pairwise` reads its training rows only through `dataset.bpr_triples(domain, seed,
-    epoch)`; this object stands in for the dataset there (the `domain` argument is ignored),
+    epoch, negatives)`; this object stands in for the dataset there (the `domain` argument is ignored),
     so two-domain models reuse its checkpoints, exact resume and early stopping. Negatives are
     drawn within the positive's domain, and the draw depends only on (seed, epoch).
     """
 
     dataset: PreparedDataset
 
-    def bpr_triples(self, domain: str, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Shuffled (user, positive, negative) triples of both domains for one epoch."""
+    def bpr_triples(self, domain: str, seed: int, epoch: int, negatives: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shuffled (user, positive, negatives `(n,)` or `(n, negatives)`) triples of both domains for one epoch."""
         offset = self.dataset.n_items(SOURCE)
-        source_users, source_positives, source_negatives = self.dataset.bpr_triples(SOURCE, seed, epoch)
-        target_users, target_positives, target_negatives = self.dataset.bpr_triples(TARGET, seed, epoch)
+        source_users, source_positives, source_negatives = self.dataset.bpr_triples(SOURCE, seed, epoch, negatives)
+        target_users, target_positives, target_negatives = self.dataset.bpr_triples(TARGET, seed, epoch, negatives)
         users = np.concatenate([source_users, target_users])
         positives = np.concatenate([source_positives, target_positives + offset]).astype(np.int32)
-        negatives = np.concatenate([source_negatives, target_negatives + offset]).astype(np.int32)
+        combined_negatives = np.concatenate([source_negatives, target_negatives + offset]).astype(np.int32)
         order = np.random.default_rng([seed, epoch, 2024]).permutation(len(users))
-        return users[order], positives[order], negatives[order]
+        return users[order], positives[order], combined_negatives[order]
 
 
 def embedding_dim(context: MethodContext) -> int:

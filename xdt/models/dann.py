@@ -16,7 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from xdt.models.matrix_factorization import score_with_bias
+from xdt.losses import RANKING_LOSSES
+from xdt.models.matrix_factorization import candidate_items, score_candidates, score_with_bias
 
 
 @keras.saving.register_keras_serializable(package="xdt")
@@ -40,10 +41,12 @@ class GradientReversal(keras.layers.Layer):
 class DannModel(keras.Model):
     """Shared encoder over per-domain user views, domain-specific item tables, adversarial domain classifier.
 
-    `call((users, positives, negatives))` takes items in the combined index and returns the
-    BPR margins `(batch, 1)` of each row's own-domain view. It adds two losses: the target BPR
-    loss of the source view for target rows of users with source history (the path cold-start
-    users are served by), and the domain classifier's cross-entropy (reversed into the encoder).
+    `call((users, positives, negatives))` takes items in the combined index, negatives `(batch,)`
+    or `(batch, k)`, and returns the scores `(batch, 1 + k)` of each row's own-domain view: the
+    positive, then the negatives. It adds two losses: the ranking loss `ranking_loss` (a name in
+    `xdt.losses.RANKING_LOSSES`, the one the model is compiled with) of the source view for
+    target rows of users with source history (the path cold-start users are served by), and the
+    domain classifier's cross-entropy (reversed into the encoder).
     """
 
     def __init__(
@@ -56,9 +59,12 @@ class DannModel(keras.Model):
         hidden: int = 64,
         reversal_weight: float = 0.1,
         l2: float = 0.0,
+        ranking_loss: str = "bpr",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if ranking_loss not in RANKING_LOSSES:
+            raise ValueError(f"Expected ranking_loss in {sorted(RANKING_LOSSES)}. Received: ranking_loss={ranking_loss!r}")
         self.num_users = num_users
         self.num_source_items = num_source_items
         self.num_items = num_items
@@ -67,6 +73,7 @@ class DannModel(keras.Model):
         self.hidden = hidden
         self.reversal_weight = reversal_weight
         self.l2 = l2
+        self.ranking_loss = ranking_loss
         self.padding_item = num_source_items + num_items
         initializer = keras.initializers.RandomNormal(stddev=0.1)
         self.shared_user_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer=initializer, name="shared_user_embedding")
@@ -105,28 +112,28 @@ class DannModel(keras.Model):
         view = ops.concatenate([self.shared_user_embedding(users), pooled], axis=-1)
         return self.encoder_output(self.encoder_hidden(view)), ops.cast(count > 0, "float32")
 
-    def margins(self, user_vectors: Any, positives: Any, negatives: Any) -> Any:
-        """BPR margins `(batch, 1)`."""
-        difference = self.item_embedding(positives) - self.item_embedding(negatives)
-        margin = ops.sum(user_vectors * difference, axis=-1, keepdims=True)
-        return margin + self.item_bias(positives) - self.item_bias(negatives)
+    def scores(self, user_vectors: Any, items: Any) -> Any:
+        """Scores `(batch, c)` of candidate items `(batch, c)` for user vectors `(batch, dim)`."""
+        return score_candidates(user_vectors, self.item_embedding(items), self.item_bias(items))
 
     def call(self, inputs: tuple[Any, Any, Any]) -> Any:
-        """Own-view margins `(batch, 1)`; adds the cross-view target loss and the adversarial domain loss."""
+        """Own-view scores `(batch, 1 + k)`; adds the cross-view target loss and the adversarial domain loss."""
         users, positives, negatives = inputs
+        items = candidate_items(positives, negatives)
         is_target = ops.expand_dims(ops.cast(positives >= self.num_source_items, "float32"), -1)
         source_view, has_source = self.encode(users, self.source_history)
         target_view, _ = self.encode(users, self.target_history)
         own_view = is_target * target_view + (1.0 - is_target) * source_view
         cross_weight = is_target * has_source
-        cross_loss = -ops.log_sigmoid(self.margins(source_view, positives, negatives))
+        cross_loss = RANKING_LOSSES[self.ranking_loss](self.scores(source_view, items))
         self.add_loss(ops.mean(cross_weight * cross_loss))
         logits = self.classifier_output(self.classifier_hidden(self.reversal(own_view)))
         self.add_loss(ops.mean(ops.binary_crossentropy(is_target, logits, from_logits=True)))
         if self.l2:
-            vectors = [self.shared_user_embedding(users), self.item_embedding(positives), self.item_embedding(negatives)]
-            self.add_loss(self.l2 * ops.mean(sum(ops.sum(ops.square(vector), axis=-1) for vector in vectors)))
-        return self.margins(own_view, positives, negatives)
+            user_squares = ops.sum(ops.square(self.shared_user_embedding(users)), axis=-1)
+            squares = user_squares + ops.sum(ops.square(self.item_embedding(items)), axis=(1, 2))
+            self.add_loss(self.l2 * ops.mean(squares))
+        return self.scores(own_view, items)
 
     def user_vectors(self, users: Any) -> Any:
         """Target-domain user vectors: the target view where the user has target history, else the source view."""
@@ -151,4 +158,5 @@ class DannModel(keras.Model):
             "hidden": self.hidden,
             "reversal_weight": self.reversal_weight,
             "l2": self.l2,
+            "ranking_loss": self.ranking_loss,
         }

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from xdt.models.matrix_factorization import score_with_bias
+from xdt.models.matrix_factorization import candidate_items, score_candidates, score_with_bias
 
 
 @keras.saving.register_keras_serializable(package="xdt")
@@ -20,8 +20,9 @@ class JointModel(keras.Model):
     """score_d(u, i) = (shared_u + private_u^d) · item_i + bias_i.
 
     `call((users, positives, negatives))` takes items in the combined index (target items
-    offset by `num_source_items`) and returns BPR margins `(batch, 1)`; each row's domain is
-    that of its positive item.
+    offset by `num_source_items`), negatives `(batch,)` or `(batch, k)` from the positive's
+    domain, and returns scores `(batch, 1 + k)`: the positive, then the negatives. Each row's
+    domain is that of its positive item.
     """
 
     def __init__(self, num_users: int, num_source_items: int, num_items: int, embedding_dim: int, l2: float = 0.0, **kwargs: Any) -> None:
@@ -45,20 +46,17 @@ class JointModel(keras.Model):
         self.built = True
 
     def call(self, inputs: tuple[Any, Any, Any]) -> Any:
-        """Score margins `(batch, 1)`; rows whose positive is a target item use the target private part."""
+        """Scores `(batch, 1 + k)`; rows whose positive is a target item use the target private part."""
         users, positives, negatives = inputs
         is_target = ops.expand_dims(ops.cast(positives >= self.num_source_items, "float32"), -1)
         shared = self.shared_user_embedding(users)
         private = is_target * self.target_private_embedding(users) + (1.0 - is_target) * self.source_private_embedding(users)
-        user_vectors = shared + private
-        positive_vectors = self.item_embedding(positives)
-        negative_vectors = self.item_embedding(negatives)
-        margin = ops.sum(user_vectors * (positive_vectors - negative_vectors), axis=-1, keepdims=True)
-        margin = margin + self.item_bias(positives) - self.item_bias(negatives)
+        items = candidate_items(positives, negatives)
+        item_vectors = self.item_embedding(items)
         if self.l2:
-            squares = ops.square(shared) + ops.square(private) + ops.square(positive_vectors) + ops.square(negative_vectors)
-            self.add_loss(self.l2 * ops.mean(ops.sum(squares, axis=-1)))
-        return margin
+            squares = ops.sum(ops.square(shared) + ops.square(private), axis=-1) + ops.sum(ops.square(item_vectors), axis=(1, 2))
+            self.add_loss(self.l2 * ops.mean(squares))
+        return score_candidates(shared + private, item_vectors, self.item_bias(items))
 
     def user_vectors(self, users: Any) -> Any:
         """Target-domain user vectors `(batch, dim)`."""

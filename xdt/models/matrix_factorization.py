@@ -1,4 +1,4 @@
-"""Matrix factorisation with item biases, trained with a pairwise (BPR) objective."""
+"""Matrix factorisation with item biases, trained on a positive item against sampled negatives (see `xdt.losses`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from keras import ops
 class MatrixFactorization(keras.Model):
     """score(u, i) = user_u · item_i + bias_i.
 
-    `call((users, positives, negatives))` returns the score margins `(batch, 1)` that a BPR
-    loss consumes; a trailing dimension of 1 keeps per-replica loss scaling correct under
-    `tf.distribute` (see ARCHITECTURE.md §8).
+    `call((users, positives, negatives))` takes negatives `(batch,)` or `(batch, k)` and returns
+    the candidate scores `(batch, 1 + k)` that a ranking loss in `xdt.losses` consumes: column 0
+    the positive item, columns 1..k the negatives.
     """
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int, l2: float = 0.0, **kwargs: Any) -> None:
@@ -36,17 +36,15 @@ class MatrixFactorization(keras.Model):
         self.built = True
 
     def call(self, inputs: tuple[Any, Any, Any]) -> Any:
-        """Score margins `(batch, 1)` of positive over negative items."""
+        """Scores `(batch, 1 + k)` of the positive, then the k negatives; L2 covers the user and every candidate."""
         users, positives, negatives = inputs
         user_vectors = self.user_embedding(users)
-        positive_vectors = self.item_embedding(positives)
-        negative_vectors = self.item_embedding(negatives)
-        margin = ops.sum(user_vectors * (positive_vectors - negative_vectors), axis=-1, keepdims=True)
-        margin = margin + self.item_bias(positives) - self.item_bias(negatives)
+        items = candidate_items(positives, negatives)
+        item_vectors = self.item_embedding(items)
         if self.l2:
-            squares = ops.sum(ops.square(user_vectors) + ops.square(positive_vectors) + ops.square(negative_vectors), axis=-1)
+            squares = ops.sum(ops.square(user_vectors), axis=-1) + ops.sum(ops.square(item_vectors), axis=(1, 2))
             self.add_loss(self.l2 * ops.mean(squares))
-        return margin
+        return score_candidates(user_vectors, item_vectors, self.item_bias(items))
 
     def user_vectors(self, users: Any) -> Any:
         """User representations `(batch, dim)`."""
@@ -72,6 +70,15 @@ def score_with_bias(user_vectors: Any, item_vectors: Any, item_bias: Any) -> Any
     return ops.matmul(user_vectors, ops.transpose(item_vectors)) + ops.reshape(item_bias, (1, -1))
 
 
-def bpr_loss(y_true: Any, y_pred: Any) -> Any:
-    """Bayesian personalised ranking: -log σ(margin). `y_true` is unused (zeros)."""
-    return -ops.log_sigmoid(y_pred)
+def candidate_items(positives: Any, negatives: Any) -> Any:
+    """Positive then negatives per row, `(batch, 1 + k)` int32, from positives `(batch,)` and negatives `(batch,)` or `(batch, k)`."""
+    positives = ops.expand_dims(ops.cast(positives, "int32"), -1)
+    negatives = ops.cast(negatives, "int32")
+    if len(negatives.shape) == 1:
+        negatives = ops.expand_dims(negatives, -1)
+    return ops.concatenate([positives, negatives], axis=-1)
+
+
+def score_candidates(user_vectors: Any, item_vectors: Any, item_bias: Any) -> Any:
+    """`user · item + bias` for each row's candidates: `(batch, dim)`, `(batch, c, dim)`, `(batch, c, 1)` → `(batch, c)`."""
+    return ops.sum(ops.expand_dims(user_vectors, 1) * item_vectors, axis=-1) + ops.squeeze(item_bias, axis=-1)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from xdt.models.matrix_factorization import MatrixFactorization, score_with_bias
+from xdt.models.matrix_factorization import MatrixFactorization, candidate_items, score_candidates, score_with_bias
 
 MASKED_LOGIT = -1.0e9
 
@@ -61,7 +61,8 @@ class PtupcdrModel(keras.Model):
     Holds frozen copies of the source user and item embeddings, each user's padded source
     history (`source_history`, pad value `num_source_items`) and the `has_target` flag, so the
     saved model alone serves cold-start users. `call((users, positives, negatives))` returns
-    bridged BPR margins `(batch, 1)`: what the meta-network is trained on.
+    the bridged scores `(batch, 1 + k)` of the positive, then the negatives `(batch,)` or
+    `(batch, k)`: what the meta-network is trained on.
     """
 
     def __init__(
@@ -121,12 +122,10 @@ class PtupcdrModel(keras.Model):
         return ops.squeeze(ops.matmul(source_vectors, bridge), axis=1)
 
     def call(self, inputs: tuple[Any, Any, Any]) -> Any:
-        """Bridged score margins `(batch, 1)` of positive over negative target items."""
+        """Bridged scores `(batch, 1 + k)` of the positive, then the negative target items."""
         users, positives, negatives = inputs
-        user_vectors = self.bridged_vectors(users)
-        item_difference = self.target.item_embedding(positives) - self.target.item_embedding(negatives)
-        margin = ops.sum(user_vectors * item_difference, axis=-1, keepdims=True)
-        return margin + self.target.item_bias(positives) - self.target.item_bias(negatives)
+        items = candidate_items(positives, negatives)
+        return score_candidates(self.bridged_vectors(users), self.target.item_embedding(items), self.target.item_bias(items))
 
     def user_vectors(self, users: Any) -> Any:
         """Target MF embedding where the user has target data, else the bridged source embedding."""
