@@ -232,10 +232,12 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
     Writes results.json (deterministic for a fixed seed: no timings, no paths) and
     per_user.parquet (one row per test user, for paired comparisons). Dual-target models (with
     `score_all_source`) also get results["source"] = {"valid", "test"} for the source splits that
-    have rows, and per_user_source.parquet.
+    have rows, and per_user_source.parquet. With evaluate.sampled_negatives > 0, results["sampled"]
+    holds the labelled sampled-ranking metrics of the same test users (xdt.sampled_ranking).
     """
     from xdt.beyond_accuracy import beyond_accuracy_metrics
     from xdt.progress import SilentReporter
+    from xdt.sampled_ranking import sampled_section
     from xdt.session import check_same_data, load_model, load_run_config, open_dataset
 
     reporter = reporter or SilentReporter()
@@ -255,6 +257,19 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
         "test_excludes": test_excludes,
         "ties": "expected",
     }
+    sampled = None
+    if config.evaluate.sampled_negatives > 0 and len(dataset.evaluation_users("test")):
+        # Before full ranking, so a catalogue too small for the negatives asked fails at once.
+        sampled = sampled_section(
+            model.score_all,
+            dataset,
+            negatives=config.evaluate.sampled_negatives,
+            ks=config.evaluate.ks,
+            batch_size=config.evaluate.batch_size,
+            seed=config.seed,
+            reporter=reporter,
+            method=info.get("method"),
+        )
     for split in ("valid", "test"):
         users = dataset.evaluation_users(split)
         if len(users) == 0:
@@ -283,6 +298,8 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
                 ),
             }
             results["diversity_item_vectors"] = f"{ITEM_VECTOR_DIM}-d SVD factors of the target training item × user matrix"
+    if sampled is not None:
+        results["sampled"] = sampled
     if hasattr(model, "score_all_source"):
         source = evaluate_source_domain(model, dataset, config, run, test_excludes=test_excludes, reporter=reporter, method=info.get("method"))
         if source:
