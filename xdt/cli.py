@@ -148,7 +148,7 @@ def evaluate(run: RunArgument) -> None:
     try:
         from xdt.evaluate import evaluate_run
         from xdt.report import write_report
-        from xdt.tables import results_table
+        from xdt.tables import results_table, sampled_table
 
         directory = open_run(run)
         results = evaluate_run(directory, reporter=reporter())
@@ -156,6 +156,8 @@ def evaluate(run: RunArgument) -> None:
     except XdtError as error:
         fail(error)
     stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
+    if "sampled" in results:
+        stdout.print(sampled_table({results["method"]: results}, ks=results["ks"]))
     stdout.print(f"results: {directory.path / 'results.json'}")
     stdout.print(f"report: {report}")
 
@@ -197,7 +199,7 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
     try:
         from xdt.experiment import aggregate_over_seeds, run_experiment
         from xdt.recommend import recommend as recommend_users
-        from xdt.tables import headline_k, recommendations_table, results_table, seeds_table
+        from xdt.tables import headline_k, recommendations_table, results_table, sampled_table, seeds_table
 
         loaded = load(config, set_)
         outcomes = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
@@ -214,6 +216,8 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
         for outcome in outcomes:
             dataset = next(iter(outcome.results.values()))["dataset"]
             stdout.print(results_table(outcome.results, ks=ks, title_suffix=f"{dataset}, seed {outcome.seed}"))
+            if any("sampled" in results for results in outcome.results.values()):
+                stdout.print(sampled_table(outcome.results, ks=ks, title_suffix=f"{dataset}, seed {outcome.seed}"))
         if len(outcomes) > 1:
             k = headline_k(ks)
             metrics = [f"ndcg@{k}", f"recall@{k}", f"hr@{k}", "mrr"]

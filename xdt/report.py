@@ -67,6 +67,7 @@ def write_report(run: RunDirectory) -> Path:
     ]
     if "valid" in results:
         lines += [f"## Validation metrics @{k}", "", *markdown_table(["cohort", "users", *headline_metrics(k)], cohort_rows(results["valid"], k)), ""]
+    lines += sampled_section({method: results})
     lines += beyond_accuracy_section({method: results})
     lines += training_section({method: run})
     lines += figure_section(figures, folder)
@@ -129,6 +130,7 @@ def write_experiment_report(runs: Iterable[RunDirectory] | Mapping[str, RunDirec
         *markdown_table(cohort_header, bold_best(cohort_table, first_value_column=1)),
         "",
         *paired_section(runs_by_method, tests, f"ndcg@{k}"),
+        *sampled_section(results_by_method),
         *beyond_accuracy_section(results_by_method),
         *training_section(runs_by_method),
         *figure_section(figures, folder),
@@ -232,6 +234,32 @@ def run_facts(run: RunDirectory, info: Mapping[str, Any], results: Mapping[str, 
         facts.append(f"- parent (pretrain) run `{info['parent']}`")
     facts.append(f"- report written {dt.datetime.now():%Y-%m-%d %H:%M}")
     return facts
+
+
+def sampled_section(results_by_method: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Sampled-ranking test metrics by method and cohort, one table per number of negatives, under its "not comparable" label."""
+    sections_by_label: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for method, results in results_by_method.items():
+        if "sampled" in results:
+            sections_by_label.setdefault(results["sampled"]["label"], {})[method] = results["sampled"]
+    ks = sorted({k for results in results_by_method.values() if "sampled" in results for k in results["ks"]})
+    names = [f"{name}@{k}" for k in ks for name in ("hr", "ndcg")] + ["mrr"]
+    lines = []
+    for label, sections in sections_by_label.items():
+        rows = []
+        for method, section in sections.items():
+            for cohort in cohorts_of(section["test"]):
+                values = cohort_values(section["test"], cohort)
+                rows.append([method, cohort, f"{values['users']:,}", *(format_value(values.get(name)) for name in names)])
+        first = next(iter(sections.values()))
+        explanation = (
+            f"Each test item is ranked among itself and {first['negatives']} negatives drawn from the {first['negatives_from']}; "
+            "tie-aware like full ranking; each user's metrics average over their test items, then over users. "
+            "Comparable only with numbers sampled the same way (same N), never with the full-ranking tables."
+        )
+        header = ["method", "cohort", "users", *(f"sampled {name}" for name in names)]
+        lines += [f"## {label}", "", *markdown_table(header, rows), "", explanation, ""]
+    return lines
 
 
 def beyond_accuracy_section(results_by_method: Mapping[str, Mapping[str, Any]]) -> list[str]:

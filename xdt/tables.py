@@ -42,6 +42,28 @@ def results_table(results_by_method: dict[str, dict[str, Any]], *, ks: Sequence[
     return table
 
 
+def sampled_table(results_by_method: dict[str, dict[str, Any]], *, ks: Sequence[int], title_suffix: str = "") -> Table:
+    """Sampled-ranking HR, NDCG and MRR at the headline k, one row per method and cohort, titled with its label."""
+    k = headline_k(ks)
+    sections = {method: results["sampled"] for method, results in results_by_method.items() if "sampled" in results}
+    labels = " / ".join(dict.fromkeys(section["label"] for section in sections.values()))
+    suffix = f", {title_suffix}" if title_suffix else ""
+    table = Table(title=f"Target-domain test metrics @{k}: {labels}{suffix}")
+    table.add_column("method", style="bold")
+    table.add_column("cohort")
+    table.add_column("users", justify="right")
+    metrics = [f"hr@{k}", f"ndcg@{k}", "mrr"]
+    for metric in metrics:
+        table.add_column(f"sampled {metric}", justify="right")
+    for method, section in sections.items():
+        summary = section["test"]
+        cohorts = [("all", summary["all"])] + [(name, summary["cohorts"][name]) for name in COHORT_ORDER if name in summary["cohorts"]]
+        for index, (cohort, values) in enumerate(cohorts):
+            cells = [f"{values[metric]:.4f}" for metric in metrics]
+            table.add_row(method if index == 0 else "", cohort, str(values["users"]), *cells, end_section=index == len(cohorts) - 1)
+    return table
+
+
 def best_values(results_by_method: dict[str, dict[str, Any]], metrics: Sequence[str], split: str) -> dict[tuple[str, str], float]:
     """The best value of each (cohort, metric) over methods, for highlighting."""
     best: dict[tuple[str, str], float] = {}
