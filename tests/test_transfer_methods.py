@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,20 @@ def test_method_trains_round_trips_and_uses_the_source_domain(experiment: Experi
         np.testing.assert_allclose(
             model.score_all(tf.constant(warm, dtype=tf.int32)).numpy(), other.score_all(tf.constant(warm, dtype=tf.int32)).numpy(), rtol=1e-5, atol=1e-5
         )
+
+
+def test_dann_trains_with_sampled_softmax_over_four_negatives(experiment: Experiment) -> None:
+    transfer = dataclasses.replace(experiment.config.transfer, loss="softmax", negatives=4)
+    config = dataclasses.replace(experiment.config, transfer=transfer)
+    run = transfer_method(config, "dann", parent=experiment.pretrain, config_text=experiment.text)
+    losses = [line["loss"] for line in run.metrics_history() if line["stage"] == "dann"]
+    assert len(losses) >= 2 and np.isfinite(losses).all() and losses[-1] < losses[0]
+    model = load_model(run)
+    # The cross-view loss is the configured one, and survives save → load.
+    assert model.ranking_loss == "softmax"
+    users = tf.constant(experiment.dataset.evaluation_users("test")[:8], dtype=tf.int32)
+    offset = experiment.dataset.n_items(SOURCE)
+    assert tuple(model((users, tf.fill([8], offset), tf.fill([8, 4], offset + 1))).shape) == (8, 5)
 
 
 def load_model_file(path: Path) -> keras.Model:
