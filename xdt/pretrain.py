@@ -17,7 +17,7 @@ from xdt.train import fit_pairwise, seed_everything, select_strategy
 def pretrain_source(
     config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter(), resume: RunDirectory | None = None
 ) -> RunDirectory:
-    """Train BPR-MF on the source domain for `pretrain.epochs` epochs; `resume` continues a killed run."""
+    """Train MF on the source domain (`pretrain.loss`, `pretrain.negatives`) for `pretrain.epochs` epochs; `resume` continues a killed run."""
     if config.task == "rating":
         raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
     dataset = open_dataset(config)

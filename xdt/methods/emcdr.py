@@ -1,6 +1,6 @@
 """EMCDR: target MF for warm users plus a source→target embedding mapping for cold-start users.
 
-Stage 1 trains target BPR-MF. Stage 2 fits the mapping on overlapping users that have target
+Stage 1 trains target MF (`transfer.loss`). Stage 2 fits the mapping on overlapping users that have target
 training rows (pairs of source and target user embeddings, MSE), holding out 10% of those
 pairs to stop early. Stage 2 is short and restarts from scratch on resume.
 """

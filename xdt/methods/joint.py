@@ -1,4 +1,4 @@
-"""Joint dual-target training: a shared-private model fitted on both domains' BPR objectives at once.
+"""Joint dual-target training: a shared-private model fitted on both domains' ranking objectives at once.
 
 The shared user table and the source items start from the pretrained source model (its width
 decides the embedding size); target items start random and the private tables at zero. Every
@@ -22,7 +22,7 @@ from xdt.models.matrix_factorization import MatrixFactorization
 
 @dataclass(frozen=True)
 class TwoDomainTriples:
-    """Both domains' BPR triples in one item index: source items first, target items offset by the source count.
+    """Both domains' training triples in one item index: source items first, target items offset by the source count.
 
     `fit_pairwise` reads its training rows only through `dataset.bpr_triples(domain, seed,
     epoch, negatives)`; this object stands in for the dataset there (the `domain` argument is ignored),

@@ -1,12 +1,12 @@
 """PTUPCDR for implicit ranking: target MF for warm users, a meta-learned personal bridge for cold-start users.
 
-Stage 1 trains target BPR-MF (as emcdr does). Stage 2 trains only the meta-network,
+Stage 1 trains target MF (as emcdr does). Stage 2 trains only the meta-network,
 task-oriented: the bridged source embedding of each overlapping user with target training
-rows is scored against the frozen target item embeddings with the target BPR loss
-(Zhu et al., WSDM 2022, with BPR in place of their rating MSE). Stage 2 runs through
-`fit_pairwise` on the target rows of those users, so it has per-epoch checkpoints, exact
-resume and early stopping on the target validation split (whose cold-start users are served
-by the bridge).
+rows is scored against the frozen target item embeddings with the target ranking loss
+(`transfer.loss`; Zhu et al., WSDM 2022, with a ranking loss in place of their rating MSE).
+Stage 2 runs through `fit_pairwise` on the target rows of those users, so it has per-epoch
+checkpoints, exact resume and early stopping on the target validation split (whose cold-start
+users are served by the bridge).
 """
 
 from __future__ import annotations

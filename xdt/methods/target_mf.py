@@ -1,4 +1,4 @@
-"""Target-only baseline: BPR matrix factorisation trained on the target domain alone."""
+"""Target-only baseline: matrix factorisation trained on the target domain alone (`transfer.loss`)."""
 
 from __future__ import annotations
 
@@ -30,5 +30,5 @@ def fit_target(
 
 
 def train(context: MethodContext) -> MatrixFactorization:
-    """Train BPR-MF on target training rows only."""
+    """Train MF on target training rows only."""
     return fit_target(context, build_target_mf(context), stage="target")

@@ -106,7 +106,7 @@ class FusionModel(keras.Model):
 
 
 def serialise_component(component: keras.Model) -> dict[str, Any]:
-    """A component's Keras config without its compile state (a trained MF carries its optimiser and BPR loss)."""
+    """A component's Keras config without its compile state (a trained MF carries its optimiser and ranking loss)."""
     config = keras.saving.serialize_keras_object(component)
     config.pop("compile_config", None)
     return config
