@@ -6,6 +6,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import DataError
 from xdt.methods import content
 from xdt.methods.context import MethodContext
+from xdt.models.two_tower import TwoTowerModel
 from xdt.progress import SilentReporter
 from xdt.session import load_model
 from xdt.transfer import transfer_method
@@ -94,6 +96,45 @@ def test_content_trains_and_round_trips(experiment: Experiment, tmp_path: Path) 
     cold, _ = cold_and_warm_users(dataset)
     # Cold-start users are scored from their source titles alone.
     assert (model.score_all(tf.constant(cold[:16], dtype=tf.int32)).numpy() > 0).any(axis=1).all()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.testing.assert_array_equal(load_model_file(path).score_all(users).numpy(), scores)
+
+
+def test_two_tower_pools_the_history_and_scores_candidates() -> None:
+    keras.utils.set_random_seed(0)
+    model = TwoTowerModel(4, 5, 3, history_length=2, hidden=4)
+    model.build()
+    # Padding item 5; user 2 has no history.
+    model.set_target_history(np.array([[0, 1], [2, 5], [5, 5], [3, 4]]))
+    users = np.arange(4, dtype=np.int32)
+    items = model.item_embedding.embeddings.numpy()
+    pooled = np.stack([(items[0] + items[1]) / 2, items[2], np.zeros(3), (items[3] + items[4]) / 2])
+    tower_input = np.concatenate([model.user_embedding.embeddings.numpy(), pooled], axis=1)
+    np.testing.assert_allclose(model.user_vectors(users).numpy(), model.user_output(model.user_hidden(tower_input)).numpy(), rtol=1e-6)
+    scores = model.score_all(users).numpy()
+    assert scores.shape == (4, 5)
+    positives = np.array([0, 1, 2, 3])
+    one = model((users, positives, np.array([4, 4, 0, 1]))).numpy()
+    several = model((users, positives, np.array([[4, 3], [0, 2], [1, 3], [2, 0]]))).numpy()
+    assert one.shape == (4, 2) and several.shape == (4, 3)
+    np.testing.assert_allclose(one, scores[users[:, None], [[0, 4], [1, 4], [2, 0], [3, 1]]], rtol=1e-5)
+    np.testing.assert_allclose(several, scores[users[:, None], [[0, 4, 3], [1, 0, 2], [2, 1, 3], [3, 2, 0]]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["two_tower"])
+def test_trained_baseline_scores_and_round_trips(experiment: Experiment, method: str, tmp_path: Path) -> None:
+    dataset = experiment.dataset
+    run = transfer_method(experiment.config, method, parent=experiment.pretrain, config_text=experiment.text)
+    assert [line["epoch"] for line in run.metrics_history() if line["stage"] == method][0] == 1
+    model = load_model(run)
+    users = tf.constant(dataset.evaluation_users("test")[:16], dtype=tf.int32)
+    scores = model.score_all(users).numpy()
+    assert scores.shape == (16, dataset.n_items(TARGET)) and np.isfinite(scores).all()
+    # cmf's items live in one index, source items first.
+    offset = dataset.n_items(SOURCE) if method == "cmf" else 0
+    assert tuple(model((users, tf.fill([16], offset), tf.fill([16], offset + 1))).shape) == (16, 2)
+    assert tuple(model((users, tf.fill([16], offset), tf.fill([16, 3], offset + 1))).shape) == (16, 4)
     path = tmp_path / "model.keras"
     model.save(path)
     np.testing.assert_array_equal(load_model_file(path).score_all(users).numpy(), scores)

@@ -19,6 +19,7 @@ from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.models.neighbourhood import NeighbourhoodModel
 from xdt.models.popularity import Popularity
 from xdt.models.ptupcdr import MetaBridge, PtupcdrModel
+from xdt.models.two_tower import TwoTowerModel
 from xdt.runs import RunDirectory, environment_record
 from xdt.train import describe_strategy
 
@@ -36,6 +37,7 @@ SERIALISABLE_MODELS = {
     "xdt>NeighbourhoodModel": NeighbourhoodModel,
     "xdt>FusionModel": FusionModel,
     "xdt>ContentModel": ContentModel,
+    "xdt>TwoTowerModel": TwoTowerModel,
 }
 
 

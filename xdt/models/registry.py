@@ -38,6 +38,9 @@ METHODS: dict[str, MethodEntry] = {
         ),
         MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False),
         MethodEntry(
+            "two_tower", "xdt.methods.two_tower", "target-only deep two-tower: MLP(user id + recent target history) · MLP(item id)", False
+        ),
+        MethodEntry(
             "finetune", "xdt.methods.finetune", "target MF initialised from the source user embeddings", True
         ),
         MethodEntry(
@@ -63,7 +66,7 @@ SOURCE_MODELS: dict[str, str] = {"mf": "BPR matrix factorisation over the source
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 # Learned methods that `fusion` can blend (transfer.fusion_base).
-FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf")
+FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower")
 SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
 
 
