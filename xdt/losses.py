@@ -25,7 +25,7 @@ def binary_cross_entropy_loss(scores: Any) -> Any:
 
 
 def sampled_softmax_loss(scores: Any) -> Any:
-    """Sampled softmax of the positive against its negatives: −log softmax(s)₀ = logsumexp(s) − s₀."""
+    """Sampled softmax of the positive against its negatives: −log softmax(s)₀ = logsumexp(s) − s₀ (with k = 1, BPR)."""
     return ops.logsumexp(scores, axis=-1, keepdims=True) - scores[:, :1]
 
 
