@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tests.test_transfer_methods import Experiment, cold_and_warm_users, load_model_file, make_experiment
+from tests.test_transfer_methods import Experiment, cold_and_warm_users, load_model_file, make_experiment, train_method
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import DataError
 from xdt.methods import content
 from xdt.methods.context import MethodContext
+from xdt.models.joint import JointModel
 from xdt.models.two_tower import TwoTowerModel
 from xdt.progress import SilentReporter
 from xdt.session import load_model
@@ -122,7 +123,7 @@ def test_two_tower_pools_the_history_and_scores_candidates() -> None:
     np.testing.assert_allclose(several, scores[users[:, None], [[0, 4, 3], [1, 0, 2], [2, 1, 3], [3, 2, 0]]], rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["two_tower"])
+@pytest.mark.parametrize("method", ["two_tower", "cmf"])
 def test_trained_baseline_scores_and_round_trips(experiment: Experiment, method: str, tmp_path: Path) -> None:
     dataset = experiment.dataset
     run = transfer_method(experiment.config, method, parent=experiment.pretrain, config_text=experiment.text)
@@ -138,3 +139,39 @@ def test_trained_baseline_scores_and_round_trips(experiment: Experiment, method:
     path = tmp_path / "model.keras"
     model.save(path)
     np.testing.assert_array_equal(load_model_file(path).score_all(users).numpy(), scores)
+    if method == "cmf":
+        assert tuple(model.score_all_source(users).shape) == (16, dataset.n_items(SOURCE))
+
+
+def test_cmf_has_one_user_vector_for_both_domains() -> None:
+    keras.utils.set_random_seed(3)
+    model = JointModel(6, 3, 5, 4, l2=0.5, private=False)
+    model.build()
+    assert not any("private" in weight.path for weight in model.weights)
+    users = np.arange(6, dtype=np.int32)
+    shared = model.shared_user_embedding.embeddings.numpy()
+    np.testing.assert_array_equal(model.user_vectors(users).numpy(), shared)
+    np.testing.assert_array_equal(model.source_user_vectors(users).numpy(), shared)
+    items = model.item_embedding.embeddings.numpy()
+    bias = model.item_bias.embeddings.numpy()[:, 0]
+    # A target row (positive 4 ≥ 3 source items) and a source row score with the same user vector.
+    scores = model((np.array([0, 1]), np.array([4, 1]), np.array([[5, 7], [0, 2]]))).numpy()
+    expected = [shared[0] @ items[[4, 5, 7]].T + bias[[4, 5, 7]], shared[1] @ items[[1, 0, 2]].T + bias[[1, 0, 2]]]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    # L2 = 0.5 · mean over rows of (|user|² + Σ |candidate items|²).
+    squares = [np.sum(shared[user] ** 2) + np.sum(items[row] ** 2) for user, row in ((0, [4, 5, 7]), (1, [1, 0, 2]))]
+    np.testing.assert_allclose(float(sum(model.losses)), 0.5 * np.mean(squares), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def shuffled(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
+    return make_experiment(tmp_path_factory.mktemp("shuffled"), shuffled=True)
+
+
+def test_cmf_uses_the_source_domain(experiment: Experiment, shuffled: Experiment) -> None:
+    cold, _ = cold_and_warm_users(experiment.dataset)
+    users = tf.constant(cold, dtype=tf.int32)
+    original = train_method(experiment, "cmf").score_all(users).numpy()
+    other = train_method(shuffled, "cmf").score_all(users).numpy()
+    # Cold-start users are scored from the shared embedding learned on their source rows: giving them another user's rows changes their scores.
+    assert np.abs(original - other).mean() > 0.1 * np.abs(original).mean()

@@ -3,6 +3,8 @@
 A user's vector in domain d is `shared_u + private_u^d`; items of both domains live in one
 table, source items first (`0 .. num_source_items-1`), then target items. The private tables
 start at zero, so a user seen in one domain only is scored in the other from the shared part.
+With `private=False` there are no private tables: one user vector serves both domains, which is
+collective matrix factorisation (the `cmf` baseline).
 """
 
 from __future__ import annotations
@@ -22,26 +24,32 @@ class JointModel(keras.Model):
     `call((users, positives, negatives))` takes items in the combined index (target items
     offset by `num_source_items`), negatives `(batch,)` or `(batch, k)` from the positive's
     domain, and returns scores `(batch, 1 + k)`: the positive, then the negatives. Each row's
-    domain is that of its positive item.
+    domain is that of its positive item. Without private parts (`private=False`) the private
+    part is zero.
     """
 
-    def __init__(self, num_users: int, num_source_items: int, num_items: int, embedding_dim: int, l2: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, num_users: int, num_source_items: int, num_items: int, embedding_dim: int, l2: float = 0.0, private: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.num_users = num_users
         self.num_source_items = num_source_items
         self.num_items = num_items
         self.embedding_dim = embedding_dim
         self.l2 = l2
+        self.private = private
         initializer = keras.initializers.RandomNormal(stddev=0.1)
         self.shared_user_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer=initializer, name="shared_user_embedding")
-        self.source_private_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer="zeros", name="source_private_embedding")
-        self.target_private_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer="zeros", name="target_private_embedding")
+        if private:
+            self.source_private_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer="zeros", name="source_private_embedding")
+            self.target_private_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer="zeros", name="target_private_embedding")
         self.item_embedding = keras.layers.Embedding(num_source_items + num_items, embedding_dim, embeddings_initializer=initializer, name="item_embedding")
         self.item_bias = keras.layers.Embedding(num_source_items + num_items, 1, embeddings_initializer="zeros", name="item_bias")
 
     def build(self, input_shape: Any = None) -> None:
         """Create the tables."""
-        for layer in (self.shared_user_embedding, self.source_private_embedding, self.target_private_embedding, self.item_embedding, self.item_bias):
+        private_tables = (self.source_private_embedding, self.target_private_embedding) if self.private else ()
+        for layer in (self.shared_user_embedding, *private_tables, self.item_embedding, self.item_bias):
             layer.build((None,))
         self.built = True
 
@@ -49,8 +57,7 @@ class JointModel(keras.Model):
         """Scores `(batch, 1 + k)`; rows whose positive is a target item use the target private part."""
         users, positives, negatives = inputs
         is_target = ops.expand_dims(ops.cast(positives >= self.num_source_items, "float32"), -1)
-        shared = self.shared_user_embedding(users)
-        private = is_target * self.target_private_embedding(users) + (1.0 - is_target) * self.source_private_embedding(users)
+        shared, private = self.user_parts(users, is_target)
         items = candidate_items(positives, negatives)
         item_vectors = self.item_embedding(items)
         if self.l2:
@@ -58,13 +65,25 @@ class JointModel(keras.Model):
             self.add_loss(self.l2 * ops.mean(squares))
         return score_candidates(shared + private, item_vectors, self.item_bias(items))
 
+    def user_parts(self, users: Any, is_target: Any) -> tuple[Any, Any]:
+        """Shared and private parts `(batch, dim)` of each user in a domain (`is_target` 1 for target, 0 for source).
+
+        The private part is zeros without private tables.
+        """
+        shared = self.shared_user_embedding(users)
+        if not self.private:
+            return shared, ops.zeros_like(shared)
+        return shared, is_target * self.target_private_embedding(users) + (1.0 - is_target) * self.source_private_embedding(users)
+
     def user_vectors(self, users: Any) -> Any:
         """Target-domain user vectors `(batch, dim)`."""
-        return self.shared_user_embedding(users) + self.target_private_embedding(users)
+        shared, private = self.user_parts(users, 1.0)
+        return shared + private
 
     def source_user_vectors(self, users: Any) -> Any:
         """Source-domain user vectors `(batch, dim)`."""
-        return self.shared_user_embedding(users) + self.source_private_embedding(users)
+        shared, private = self.user_parts(users, 0.0)
+        return shared + private
 
     def score_all(self, users: Any) -> Any:
         """`(batch, num_items)` target scores."""
@@ -85,4 +104,5 @@ class JointModel(keras.Model):
             "num_items": self.num_items,
             "embedding_dim": self.embedding_dim,
             "l2": self.l2,
+            "private": self.private,
         }

@@ -54,6 +54,9 @@ METHODS: dict[str, MethodEntry] = {
         ),
         MethodEntry("joint", "xdt.methods.joint", "shared + domain-specific user embeddings trained on both domains", True),
         MethodEntry(
+            "cmf", "xdt.methods.cmf", "collective MF: one user embedding shared by both domains, trained from scratch on their union", False
+        ),
+        MethodEntry(
             "fusion",
             "xdt.methods.fusion",
             "per-user z-scored blend of a learned transfer model, xknn and TF-IDF content scores; weights chosen on validation",
@@ -66,7 +69,7 @@ SOURCE_MODELS: dict[str, str] = {"mf": "BPR matrix factorisation over the source
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 # Learned methods that `fusion` can blend (transfer.fusion_base).
-FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower")
+FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf")
 SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
 
 
