@@ -160,8 +160,7 @@ def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list
     from xdt.transfer import transfer_method
 
     outcome: dict[str, Any] = {"seeds": seeds, "methods": {}, "pretrain": []}
-    # xknn reads the source rows, not the pretrained source model.
-    needs_source_training = any(get_method(method).uses_source and method != "xknn" for method in methods)
+    needs_source_training = any(get_method(method).needs_source_model for method in methods)
     for seed in seeds:
         config = build_config(name, spec, seed, methods, work, given_valid)
         if not needs_source_training:

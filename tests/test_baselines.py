@@ -175,3 +175,13 @@ def test_cmf_uses_the_source_domain(experiment: Experiment, shuffled: Experiment
     other = train_method(shuffled, "cmf").score_all(users).numpy()
     # Cold-start users are scored from the shared embedding learned on their source rows: giving them another user's rows changes their scores.
     assert np.abs(original - other).mean() > 0.1 * np.abs(original).mean()
+
+
+def test_registry_separates_loading_the_source_model_from_using_source_rows() -> None:
+    from xdt.models.registry import METHODS
+
+    target_only = {name for name, entry in METHODS.items() if not entry.uses_source}
+    loads_model = {name for name, entry in METHODS.items() if entry.needs_source_model}
+    assert target_only == {"popularity", "itemknn", "target_mf", "two_tower"}
+    assert loads_model == {"finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion"}
+    assert not loads_model & target_only

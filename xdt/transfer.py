@@ -55,12 +55,12 @@ def transfer_method(
     record_environment(run, config, dataset, strategy)
     seed_everything(config.seed)
     with strategy.scope():
-        source_model = load_model(parent) if entry.uses_source else None
+        source_model = load_model(parent) if entry.needs_source_model else None
     reporter.status(f"transfer method {method} ({entry.description}) → {run.path}")
     context = MethodContext(config, dataset, run, strategy, source_model, reporter)
     model = entry.trainer()(context)
     save_model(run, model)
-    run.update_info(status=STATUS_COMPLETE, uses_source=entry.uses_source)
+    run.update_info(status=STATUS_COMPLETE, uses_source=entry.uses_source, needs_source_model=entry.needs_source_model)
     return run
 
 

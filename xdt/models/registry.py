@@ -18,6 +18,9 @@ class MethodEntry:
     name: str
     module: str
     description: str
+    # Loads the pretrained source model (`xdt transfer --from PRETRAIN_RUN`).
+    needs_source_model: bool
+    # Reads source-domain rows in any way (the model, the rows, or both): a transfer method.
     uses_source: bool
 
     def trainer(self) -> Callable[..., Any]:
@@ -28,38 +31,47 @@ class MethodEntry:
 METHODS: dict[str, MethodEntry] = {
     entry.name: entry
     for entry in (
-        MethodEntry("popularity", "xdt.methods.popularity", "target-only: items ranked by training count", False),
-        MethodEntry("itemknn", "xdt.methods.itemknn", "target-only: item-item cosine neighbourhood (sparse)", False),
+        MethodEntry("popularity", "xdt.methods.popularity", "target-only: items ranked by training count", False, False),
+        MethodEntry("itemknn", "xdt.methods.itemknn", "target-only: item-item cosine neighbourhood (sparse)", False, False),
         MethodEntry(
-            "xknn", "xdt.methods.xknn", "cross-domain item cosine over overlapping users; source history → target items", True
+            "xknn", "xdt.methods.xknn", "cross-domain item cosine over overlapping users; source history → target items", False, True
         ),
         MethodEntry(
-            "content", "xdt.methods.content", "TF-IDF cosine of the user's item titles (both domains) with each target item's title", False
+            "content",
+            "xdt.methods.content",
+            "TF-IDF cosine of the user's item titles (both domains) with each target item's title",
+            False,
+            True,
         ),
-        MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False),
+        MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False, False),
         MethodEntry(
-            "two_tower", "xdt.methods.two_tower", "target-only deep two-tower: MLP(user id + recent target history) · MLP(item id)", False
+            "two_tower",
+            "xdt.methods.two_tower",
+            "target-only deep two-tower: MLP(user id + recent target history) · MLP(item id)",
+            False,
+            False,
+        ),
+        MethodEntry("finetune", "xdt.methods.finetune", "target MF initialised from the source user embeddings", True, True),
+        MethodEntry("emcdr", "xdt.methods.emcdr", "source→target user-embedding mapping learned on overlapping users", True, True),
+        MethodEntry(
+            "ptupcdr", "xdt.methods.ptupcdr", "meta-network: source history → personalised bridge, trained on the target loss", True, True
         ),
         MethodEntry(
-            "finetune", "xdt.methods.finetune", "target MF initialised from the source user embeddings", True
+            "dann", "xdt.methods.dann", "shared user encoder made domain-invariant by gradient reversal, two item heads", True, True
         ),
+        MethodEntry("joint", "xdt.methods.joint", "shared + domain-specific user embeddings trained on both domains", True, True),
         MethodEntry(
-            "emcdr", "xdt.methods.emcdr", "source→target user-embedding mapping learned on overlapping users", True
-        ),
-        MethodEntry(
-            "ptupcdr", "xdt.methods.ptupcdr", "meta-network: source history → personalised bridge, trained on the target loss", True
-        ),
-        MethodEntry(
-            "dann", "xdt.methods.dann", "shared user encoder made domain-invariant by gradient reversal, two item heads", True
-        ),
-        MethodEntry("joint", "xdt.methods.joint", "shared + domain-specific user embeddings trained on both domains", True),
-        MethodEntry(
-            "cmf", "xdt.methods.cmf", "collective MF: one user embedding shared by both domains, trained from scratch on their union", False
+            "cmf",
+            "xdt.methods.cmf",
+            "collective MF: one user embedding shared by both domains, trained from scratch on their union",
+            False,
+            True,
         ),
         MethodEntry(
             "fusion",
             "xdt.methods.fusion",
             "per-user z-scored blend of a learned transfer model, xknn and TF-IDF content scores; weights chosen on validation",
+            True,
             True,
         ),
     )
