@@ -96,3 +96,44 @@ def test_sequence_methods_are_checked_with_a_did_you_mean(tmp_path: Path) -> Non
     raw["sequence"].update(methods=["seq_target_only"], width=15)
     with pytest.raises(ConfigError, match="multiple of sequence.heads"):
         config_from_dict(raw, source="test.yaml")
+
+
+def test_mixed_pretraining_learns_both_domains_labels_and_never_target_held_out_rows(tmp_path: Path) -> None:
+    from xdt.data.prepare import prepare_dataset
+    from xdt.sequential.data import ALL_DOMAINS, ItemVocabulary
+    from xdt.sequential.experiment import PRETRAIN_DOMAINS, sequence_examples
+    from xdt.session import open_dataset
+
+    raw = sequential_config(tmp_path, methods=["seq_finetune"])
+    raw["runtime"] = {"data_dir": str(tmp_path / "data"), "runs_dir": str(tmp_path / "runs")}
+    raw["sequence"]["pretrain_on"] = "mixed"
+    config = config_from_dict(raw)
+    prepare_dataset(config)
+    dataset = open_dataset(config)
+    vocabulary = ItemVocabulary(dataset.n_items("source"), dataset.n_items("target"))
+    interactions = dataset.interactions
+    examples = sequence_examples(config, interactions, vocabulary, domains=PRETRAIN_DOMAINS["mixed"], label_domains=PRETRAIN_DOMAINS["mixed"])
+    labelled = examples.labels[examples.labels > 0]
+    assert set(np.unique(vocabulary.domain_ids(labelled))) == {1, 2}  # source and target labels
+    # A token range over both domains: every item token, padding (0) excluded.
+    assert vocabulary.token_range(ALL_DOMAINS) == (1, vocabulary.size)
+    # Target valid/test rows never enter: each user's target tokens in the windows come from train rows only.
+    held_out = interactions.loc[(interactions["domain"] == "target") & (interactions["split"] != "train")]
+    train_counts = interactions.loc[(interactions["domain"] == "target") & (interactions["split"] == "train")].groupby("user").size()
+    assert len(held_out) > 0
+    target_tokens = int((vocabulary.domain_ids(np.concatenate([examples.items, examples.labels[:, -1:]], axis=1)) == 2).sum())
+    assert target_tokens <= int(train_counts.sum())
+
+
+def test_xdt_run_sequential_with_mixed_pretraining(tmp_path: Path) -> None:
+    raw = sequential_config(tmp_path, methods=["seq_finetune"])
+    raw["sequence"]["pretrain_on"] = "mixed"
+    config_path = write_config(tmp_path, raw)
+    result = runner.invoke(app, ["run", str(config_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mixed sequences" in result.output
+    runs = [path for path in (tmp_path / "runs" / "tiny-sequential").iterdir() if path.is_dir()]
+    (transfer,) = [path for path in runs if json.loads((path / "run.json").read_text())["kind"] == "transfer"]
+    results = json.loads((transfer / "results.json").read_text())
+    # The order rule is in the target training rows that mixed pretraining also learns from.
+    assert results["test"]["all"]["recall@1"] > 0.3

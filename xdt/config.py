@@ -143,6 +143,9 @@ class TransferConfig(TrainingConfig):
     encoder_hidden: int = field(default=64, metadata=at_least(1))
     # fusion: the learned transfer method whose scores are blended with xknn and content scores.
     fusion_base: str = "finetune"
+    # joint: probability of zeroing a training row's private user part, so that the shared part
+    # alone (all a cold-start user has in the target domain) learns to score each domain.
+    private_dropout: float = field(default=0.0, metadata=between(0.0, 0.95))
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,9 @@ class SequenceConfig:
     loss: Literal["full", "sampled"] = "full"
     negatives: int = field(default=512, metadata=at_least(1))
     negative_sampler: Literal["uniform", "in_batch"] = "in_batch"
+    # What the pretrained transformer learns from: source sequences with source labels, or mixed
+    # sequences (source rows + target training rows of every user) with the labels of both domains.
+    pretrain_on: Literal["source", "mixed"] = "source"
     # Fine-tuning epochs with the pretrained transformer blocks and positions frozen.
     freeze_epochs: int = field(default=1, metadata=at_least(0))
     patience: int = field(default=3, metadata=at_least(1))

@@ -24,6 +24,8 @@ from xdt.data.protocols import SOURCE, TARGET
 PAD = 0
 DOMAIN_IDS = {SOURCE: 1, TARGET: 2}
 DOMAINS = (SOURCE, TARGET)
+# Candidate "domain" of a next-item objective over the items of both domains (mixed-domain pretraining).
+ALL_DOMAINS = "all"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ class ItemVocabulary:
         return 1 + self.n_source + self.n_target
 
     def token_range(self, domain: str) -> tuple[int, int]:
-        """`[low, high)` tokens of one domain's items."""
+        """`[low, high)` tokens of one domain's items, or of both with `domain="all"` (the ranges are adjacent)."""
+        if domain == ALL_DOMAINS:
+            return 1, self.size
         check_domain(domain)
         return (1, 1 + self.n_source) if domain == SOURCE else (1 + self.n_source, self.size)
 

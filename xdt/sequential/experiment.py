@@ -2,7 +2,9 @@
 
 One pretrain run (kind "pretrain") trains the source-domain next-item models the methods need
 (`model.keras`: the id transformer for seq_finetune; `text_model.keras`: the text bridge) on
-every source row, source labels. Then one transfer run (kind "transfer") per method of
+every source row with source labels (`sequence.pretrain_on: source`), or on the mixed sequences
+of every user — source rows plus target training rows — with the labels of both domains
+(`pretrain_on: mixed`; target valid/test rows never enter). Then one transfer run (kind "transfer") per method of
 `sequence.methods`:
 
 - seq_target_only: a fresh id transformer on target sequences only (target history in);
@@ -33,6 +35,7 @@ from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import DataError
 from xdt.progress import EpochReport, Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
+from xdt.sequential.data import ALL_DOMAINS
 
 if TYPE_CHECKING:
     from xdt.data.dataset import PreparedDataset
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 TEXT_MODEL_FILE = "text_model.keras"
 PRETRAINED = {"seq_finetune": "ids", "text_bridge": "text"}
 HISTORY = {"seq_target_only": (TARGET,), "seq_finetune": (SOURCE, TARGET), "text_bridge": (SOURCE, TARGET)}
+# sequence.pretrain_on → the domains whose rows form the pretraining sequences and labels.
+PRETRAIN_DOMAINS = {"source": (SOURCE,), "mixed": (SOURCE, TARGET)}
 
 
 @dataclass(frozen=True)
@@ -89,13 +94,17 @@ def run_sequential_experiment(
     pretrain_run = new_run("pretrain", "sequence_source")
     pretrained: dict[str, list[np.ndarray]] = {}
     source_examples = None
+    pretrain_on = config.sequence.pretrain_on
     for kind in dict.fromkeys(PRETRAINED[method] for method in methods if method in PRETRAINED):
         seed_everything(config.seed)
         model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
         if source_examples is None:
-            source_examples = sequence_examples(config, interactions, vocabulary, domains=(SOURCE,), label_domain=SOURCE)
-        reporter.status(f"pretrain {kind} transformer on {len(source_examples):,} source sequences → {pretrain_run.path}")
-        train(config, model, source_examples, vocabulary, run=pretrain_run, stage=f"pretrain_{kind}", label_domain=SOURCE,
+            source_examples = sequence_examples(
+                config, interactions, vocabulary, domains=PRETRAIN_DOMAINS[pretrain_on], label_domains=PRETRAIN_DOMAINS[pretrain_on]
+            )
+        reporter.status(f"pretrain {kind} transformer on {len(source_examples):,} {pretrain_on} sequences → {pretrain_run.path}")
+        train(config, model, source_examples, vocabulary, run=pretrain_run, stage=f"pretrain_{kind}",
+              candidate_domain=SOURCE if pretrain_on == "source" else ALL_DOMAINS,
               epochs=config.sequence.pretrain_epochs, validation=None, freeze=False, reporter=reporter)
         model.save(pretrain_run.path / ("model.keras" if kind == "ids" else TEXT_MODEL_FILE))
         pretrained[kind] = model.get_weights()
@@ -117,9 +126,9 @@ def run_sequential_experiment(
             if not model.built:
                 model.build()
             model.set_weights(pretrained[kind])
-        examples = sequence_examples(config, interactions, vocabulary, domains=history, label_domain=TARGET)
+        examples = sequence_examples(config, interactions, vocabulary, domains=history, label_domains=(TARGET,))
         reporter.status(f"{method}: {len(examples):,} training sequences ({' + '.join(history)} history) → {run.path}")
-        train(config, model, examples, vocabulary, run=run, stage=method, label_domain=TARGET, epochs=config.sequence.epochs,
+        train(config, model, examples, vocabulary, run=run, stage=method, candidate_domain=TARGET, epochs=config.sequence.epochs,
               validation=valid, freeze=kind is not None, reporter=reporter)
         save_model(run, model)
         results[method] = method_results(config, dataset, vocabulary, model, method, run, valid=valid, test=test)
@@ -155,9 +164,14 @@ def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddi
 
 
 def sequence_examples(
-    config: ExperimentConfig, interactions: pd.DataFrame, vocabulary: ItemVocabulary, *, domains: tuple[str, ...], label_domain: str
+    config: ExperimentConfig,
+    interactions: pd.DataFrame,
+    vocabulary: ItemVocabulary,
+    *,
+    domains: tuple[str, ...],
+    label_domains: tuple[str, ...],
 ) -> TrainingExamples:
-    """Training windows over source rows of any split and target training rows, labels of `label_domain`.
+    """Training windows over source rows of any split and target training rows, labels of `label_domains`.
 
     The source domain is never evaluated, so its held-out rows are training material; target
     valid/test rows never enter training.
@@ -166,9 +180,11 @@ def sequence_examples(
 
     rows = interactions.loc[(interactions["domain"] == SOURCE) | (interactions["split"] == "train")]
     sequences = user_sequences(rows, vocabulary, domains=domains, splits=("train", "valid", "test"))
-    examples = training_examples(sequences, vocabulary, max_length=config.sequence.max_length, label_domains=(label_domain,))
+    examples = training_examples(sequences, vocabulary, max_length=config.sequence.max_length, label_domains=label_domains)
     if len(examples) == 0:
-        raise DataError(f"task: sequential: no {label_domain} sequence has a next item to learn (sequences of {', '.join(domains)})")
+        raise DataError(
+            f"task: sequential: no {' or '.join(label_domains)} sequence has a next item to learn (sequences of {', '.join(domains)})"
+        )
     return examples
 
 
@@ -198,7 +214,7 @@ def train(
     *,
     run: RunDirectory,
     stage: str,
-    label_domain: str,
+    candidate_domain: str,
     epochs: int,
     validation: EvaluationExamples | None,
     freeze: bool,
@@ -237,7 +253,7 @@ def train(
         reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], record["valid_score"], record["train_seconds"]))
 
     history = train_next_item(
-        model, examples, vocabulary, candidate_domain=label_domain, settings=settings,
+        model, examples, vocabulary, candidate_domain=candidate_domain, settings=settings,
         validate=validate if validation is not None else None, checkpoint_dir=run.checkpoints / stage, on_epoch=on_epoch,
     )
     if validation is not None:

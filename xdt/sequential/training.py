@@ -214,7 +214,8 @@ def train_next_item(
 ) -> TrainingHistory:
     """Train (or fine-tune, when `model` holds pretrained weights) on next-item windows.
 
-    Labels must be tokens of `candidate_domain` (use `training_examples(label_domains=...)`).
+    Labels must be tokens of `candidate_domain` (use `training_examples(label_domains=...)`);
+    `candidate_domain="all"` scores the items of both domains (mixed-domain pretraining).
     Each epoch: shuffle by `(seed, epoch)`, step through batches, validate (higher is better),
     keep the best weights, stop after `patience` epochs without improvement. With
     `checkpoint_dir`, every epoch writes `epoch-<n>/` (weights + optimiser) and then atomically
