@@ -185,3 +185,22 @@ def test_registry_separates_loading_the_source_model_from_using_source_rows() ->
     assert target_only == {"popularity", "itemknn", "target_mf", "two_tower"}
     assert loads_model == {"finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion"}
     assert not loads_model & target_only
+
+
+def test_joint_private_dropout_zeroes_private_parts_only_in_training() -> None:
+    model = JointModel(4, 2, 3, 2, private_dropout=0.5, seed=1)
+    model.build()
+    model.shared_user_embedding.embeddings.assign(np.zeros((4, 2), np.float32))
+    model.target_private_embedding.embeddings.assign(np.ones((4, 2), np.float32))
+    model.item_embedding.embeddings.assign(np.ones((5, 2), np.float32))
+    users = np.arange(4).repeat(50).astype(np.int32)
+    positives = np.full(len(users), 2, np.int32)  # item 2 = the first target item in the combined index
+    negatives = np.full(len(users), 3, np.int32)
+    # Shared part 0, private part (1, 1), item (1, 1): score 2 with the private part kept, 0 without.
+    trained = keras.ops.convert_to_numpy(model((users, positives, negatives), training=True))[:, 0]
+    assert set(np.round(trained, 6)) == {0.0, 2.0}
+    assert 0.35 < np.mean(trained == 0.0) < 0.65
+    served = keras.ops.convert_to_numpy(model((users, positives, negatives)))[:, 0]
+    assert np.allclose(served, 2.0)
+    with pytest.raises(ValueError, match="private_dropout"):
+        JointModel(4, 2, 3, 2, private_dropout=1.0)

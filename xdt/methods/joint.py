@@ -65,7 +65,16 @@ def train(context: MethodContext) -> JointModel:
     settings = context.config.transfer
     keras.utils.set_random_seed(context.config.seed)
     with context.strategy.scope():
-        model = JointModel(dataset.n_users, dataset.n_items(SOURCE), dataset.n_items(TARGET), embedding_dim(context), l2=settings.l2, name="joint")
+        model = JointModel(
+            dataset.n_users,
+            dataset.n_items(SOURCE),
+            dataset.n_items(TARGET),
+            embedding_dim(context),
+            l2=settings.l2,
+            private_dropout=settings.private_dropout,
+            seed=context.config.seed,
+            name="joint",
+        )
         model.build()
         copy_source_tables(source_model, model.shared_user_embedding, model.item_embedding, model.item_bias)
     context.fit(model, stage="joint", dataset=TwoDomainTriples(dataset))

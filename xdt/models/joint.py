@@ -25,19 +25,35 @@ class JointModel(keras.Model):
     offset by `num_source_items`), negatives `(batch,)` or `(batch, k)` from the positive's
     domain, and returns scores `(batch, 1 + k)`: the positive, then the negatives. Each row's
     domain is that of its positive item. Without private parts (`private=False`) the private
-    part is zero.
+    part is zero. `private_dropout` p zeroes each training row's private part with probability
+    p, so the shared part alone must also score the domain — the only part a user new to that
+    domain (a cold-start user) has.
     """
 
     def __init__(
-        self, num_users: int, num_source_items: int, num_items: int, embedding_dim: int, l2: float = 0.0, private: bool = True, **kwargs: Any
+        self,
+        num_users: int,
+        num_source_items: int,
+        num_items: int,
+        embedding_dim: int,
+        l2: float = 0.0,
+        private: bool = True,
+        private_dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not 0.0 <= private_dropout < 1.0:
+            raise ValueError(f"Expected 0 <= private_dropout < 1. Received: private_dropout={private_dropout}")
         self.num_users = num_users
         self.num_source_items = num_source_items
         self.num_items = num_items
         self.embedding_dim = embedding_dim
         self.l2 = l2
         self.private = private
+        self.private_dropout = private_dropout
+        self.seed = seed
+        self.dropout_seed = keras.random.SeedGenerator(seed)
         initializer = keras.initializers.RandomNormal(stddev=0.1)
         self.shared_user_embedding = keras.layers.Embedding(num_users, embedding_dim, embeddings_initializer=initializer, name="shared_user_embedding")
         if private:
@@ -53,11 +69,14 @@ class JointModel(keras.Model):
             layer.build((None,))
         self.built = True
 
-    def call(self, inputs: tuple[Any, Any, Any]) -> Any:
+    def call(self, inputs: tuple[Any, Any, Any], training: bool = False) -> Any:
         """Scores `(batch, 1 + k)`; rows whose positive is a target item use the target private part."""
         users, positives, negatives = inputs
         is_target = ops.expand_dims(ops.cast(positives >= self.num_source_items, "float32"), -1)
         shared, private = self.user_parts(users, is_target)
+        if training and self.private and self.private_dropout:
+            keep = keras.random.uniform(ops.shape(is_target), seed=self.dropout_seed) >= self.private_dropout
+            private = private * ops.cast(keep, private.dtype)
         items = candidate_items(positives, negatives)
         item_vectors = self.item_embedding(items)
         if self.l2:
@@ -105,4 +124,6 @@ class JointModel(keras.Model):
             "embedding_dim": self.embedding_dim,
             "l2": self.l2,
             "private": self.private,
+            "private_dropout": self.private_dropout,
+            "seed": self.seed,
         }
