@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr")
-DEFAULT_METHODS = ("popularity", "itemknn", "xknn", "target_mf", "finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion")
+SAMPLED_METRICS = ("ndcg@10", "hr@10", "mrr")
+# content needs item titles, which the CDRIB and DisenCDR files do not have.
+DEFAULT_METHODS = (
+    "popularity", "itemknn", "xknn", "target_mf", "two_tower", "cmf", "finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion",
+)
 
 # Learned-method settings per dataset family, chosen on the validation split (CDRIB) or kept
 # fixed (DisenCDR has no validation file: given_valid none keeps PEERS.md's training rows, so
@@ -111,14 +115,25 @@ PEERS: dict[tuple[str, str], dict[str, float]] = {
 }
 
 
-def build_config(name: str, spec: dict[str, Any], seed: int, methods: list[str], work: Path, given_valid: str = "none") -> Any:
+def build_config(
+    name: str,
+    spec: dict[str, Any],
+    seed: int,
+    methods: list[str],
+    work: Path,
+    given_valid: str = "none",
+    sampled: int = 999,
+    overrides: tuple[str, ...] = (),
+) -> Any:
     """An ExperimentConfig for one dataset and seed (data prepared once per seed under `work`).
 
     `given_valid` applies to datasets without a validation file (DisenCDR): leave_one_out carves
     one training row per user into valid, so learned methods can stop early (baselines' training
-    rows then differ slightly from PEERS.md's).
+    rows then differ slightly from PEERS.md's). `sampled` random negatives per test item give the
+    sampled metrics next to full ranking; `overrides` are `KEY=VALUE` like `xdt run --set`.
     """
     from xdt.config import config_from_dict
+    from xdt.typed_yaml import apply_override
 
     training = TRAINING[spec["family"]]
     carve = given_valid if spec["family"] == "disencdr" else "none"
@@ -136,9 +151,17 @@ def build_config(name: str, spec: dict[str, Any], seed: int, methods: list[str],
         "pretrain": training["pretrain"],
         "transfer": {**training["transfer"], "methods": methods},
         # CDRIB masks only train items at test time, as PEERS.md and the official code do (see configs/cdrib-*.yaml).
-        "evaluate": {"ks": [10], "batch_size": 512, "test_excludes": spec.get("test_excludes", ["train", "valid"])},
+        "evaluate": {
+            "ks": [10],
+            "batch_size": 512,
+            "test_excludes": spec.get("test_excludes", ["train", "valid"]),
+            "sampled_negatives": sampled,
+        },
         "runtime": {"strategy": "default", "data_dir": str(work / "data"), "runs_dir": str(work / "runs")},
     }
+    raw = json.loads(json.dumps(raw))  # the shared TRAINING dictionaries stay untouched by overrides
+    for override in overrides:
+        apply_override(raw, override, source="bench/quality.py --set")
     return config_from_dict(raw, source=f"bench/quality.py:{name}")
 
 
@@ -151,7 +174,16 @@ def epoch_seconds(run_path: Path) -> float | None:
     return float(np.mean(seconds)) if seconds else None
 
 
-def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list[int], work: Path, given_valid: str = "none") -> dict[str, Any]:
+def run_dataset(
+    name: str,
+    spec: dict[str, Any],
+    methods: list[str],
+    seeds: list[int],
+    work: Path,
+    given_valid: str = "none",
+    sampled: int = 999,
+    overrides: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Every method and seed on one dataset: metrics by cohort, timings."""
     from xdt.data.prepare import is_up_to_date, prepare_dataset
     from xdt.evaluate import evaluate_run
@@ -162,7 +194,7 @@ def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list
     outcome: dict[str, Any] = {"seeds": seeds, "methods": {}, "pretrain": []}
     needs_source_training = any(get_method(method).needs_source_model for method in methods)
     for seed in seeds:
-        config = build_config(name, spec, seed, methods, work, given_valid)
+        config = build_config(name, spec, seed, methods, work, given_valid, sampled, overrides)
         if not needs_source_training:
             # Baselines only: the parent pretrain run is required by `transfer` but never used.
             from dataclasses import replace
@@ -195,6 +227,12 @@ def run_dataset(name: str, spec: dict[str, Any], methods: list[str], seeds: list
                 "cohorts": {cohort: {key: value for key, value in values.items() if key in METRICS or key == "users"} for cohort, values in cohorts.items()},
                 "valid": results.get("valid", {}).get("all"),
             }
+            if "sampled" in results:
+                sampled_test = results["sampled"]["test"]
+                record["sampled"] = {
+                    cohort: {key: value for key, value in values.items() if key in SAMPLED_METRICS}
+                    for cohort, values in {"all": sampled_test["all"], **sampled_test["cohorts"]}.items()
+                }
             if "source" in results and "test" in results["source"]:
                 # Dual-target models (joint): the source domain's test split, same metrics.
                 record["source"] = {key: value for key, value in results["source"]["test"]["all"].items() if key in METRICS or key == "users"}
@@ -233,7 +271,14 @@ def summarise(outcome: dict[str, Any]) -> dict[str, Any]:
             }
         epochs = [record["epoch_seconds"] for record in records if record["epoch_seconds"] is not None]
         sources = [record["source"] for record in records if "source" in record]
+        sampled = [record["sampled"] for record in records if "sampled" in record]
         summary[method] = {
+            "sampled": {
+                cohort: {metric: float(np.mean([r[cohort][metric] for r in sampled])) for metric in SAMPLED_METRICS}
+                for cohort in sampled[0]
+            }
+            if sampled
+            else None,
             "source": {
                 "users": sources[0]["users"],
                 **{metric: {"mean": float(np.mean([r[metric] for r in sources])), "std": float(np.std([r[metric] for r in sources]))} for metric in METRICS},
@@ -257,12 +302,15 @@ def markdown(all_results: dict[str, Any]) -> str:
         "test users; DisenCDR: all test.txt rows). Seconds = transfer + evaluation per method and seed;",
         "s/epoch = mean training epoch (target stage) from metrics.jsonl.",
         "",
-        "| dataset | method | cohort | users | NDCG@10 | Recall@10 | HR@10 | MRR | peers NDCG/Recall/HR/MRR | s | s/epoch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Sampled = the same test items each ranked against the run's `evaluate.sampled_negatives` random items",
+        "the user never interacted with (mean over seeds; NDCG@10/HR@10/MRR) — not comparable with full ranking.",
+        "",
+        "| dataset | method | cohort | users | NDCG@10 | Recall@10 | HR@10 | MRR | sampled NDCG/HR/MRR | peers NDCG/Recall/HR/MRR | s | s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, payload in all_results["datasets"].items():
         if "skipped" in payload:
-            lines.append(f"| {name} | — | skipped: {payload['skipped']} | | | | | | | | |")
+            lines.append(f"| {name} | — | skipped: {payload['skipped']} | | | | | | | | | |")
             continue
         for method, values in payload["summary"].items():
             for cohort, metrics in values["cohorts"].items():
@@ -274,8 +322,11 @@ def markdown(all_results: dict[str, Any]) -> str:
                     f"{metrics[m]['mean']:.4f}" + (f" ± {metrics[m]['std']:.4f}" if len(payload["seeds"]) > 1 else "") for m in METRICS
                 ]
                 epoch = f"{values['epoch_seconds']:.2f}" if values["epoch_seconds"] is not None else ""
+                sampled = (values.get("sampled") or {}).get(cohort)
+                sampled_text = "/".join(f"{sampled[m]:.4f}" for m in SAMPLED_METRICS) if sampled else ""
                 lines.append(
-                    f"| {name} | {method} | {cohort} | {metrics['users']} | " + " | ".join(cells) + f" | {peer_text} | {values['seconds']:.1f} | {epoch} |"
+                    f"| {name} | {method} | {cohort} | {metrics['users']} | " + " | ".join(cells)
+                    + f" | {sampled_text} | {peer_text} | {values['seconds']:.1f} | {epoch} |"
                 )
     dual = [
         (name, method, values)
@@ -345,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=["none", "leave_one_out"],
         help="DisenCDR (no validation file): leave_one_out carves a validation row per user so learned methods stop early",
     )
+    parser.add_argument("--sampled", type=int, default=999, help="random negatives per test item for the sampled metrics (0: none)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as `xdt run --set`")
     arguments = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     methods = [method.strip() for method in arguments.methods.split(",") if method.strip()]
@@ -360,7 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [2022 + index for index in range(arguments.seeds)]
     work = Path(arguments.work)
     all_results: dict[str, Any] = {
-        "settings": {"methods": methods, "seeds": seeds, "given_valid_disencdr": arguments.given_valid, "training": {name: TRAINING[DATASETS[name]["family"]] for name in names}},
+        "settings": {
+            "methods": methods,
+            "seeds": seeds,
+            "given_valid_disencdr": arguments.given_valid,
+            "sampled_negatives": arguments.sampled,
+            "overrides": arguments.set,
+            "training": {name: TRAINING[DATASETS[name]["family"]] for name in names},
+        },
         "datasets": {},
     }
     started = time.perf_counter()
@@ -372,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             all_results["datasets"][name] = {"skipped": f"missing {', '.join(missing)}"}
             continue
         print(f"{name}: methods {', '.join(methods)}; seeds {seeds}", flush=True)
-        outcome = run_dataset(name, spec, methods, seeds, work, arguments.given_valid)
+        outcome = run_dataset(name, spec, methods, seeds, work, arguments.given_valid, arguments.sampled, tuple(arguments.set))
         all_results["datasets"][name] = {
             **outcome,
             "cohort": spec["cohort"],
