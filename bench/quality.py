@@ -51,6 +51,8 @@ TRAINING = {
             "optimizer": {"name": "adam", "learning_rate": 0.005},
             "mapping": "mlp",
             "mapping_epochs": 300,
+            # joint: zero a training row's private part half the time, so the shared part serves cold-start users.
+            "private_dropout": 0.5,
         },
     },
     "disencdr": {
@@ -63,6 +65,8 @@ TRAINING = {
             "optimizer": {"name": "adam", "learning_rate": 0.005},
             "mapping": "mlp",
             "mapping_epochs": 300,
+            # joint: zero a training row's private part half the time, so the shared part serves cold-start users.
+            "private_dropout": 0.5,
         },
     },
 }

@@ -161,3 +161,22 @@ def test_one_and_two_replicas_train_identically() -> None:
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas agree" in result.stdout
+
+
+def test_dann_cross_view_loss_is_averaged_over_the_rows_it_applies_to() -> None:
+    # Users 0-3 have source history; a target row of user 0 is the only row the cross-view loss
+    # applies to. Padding the batch with source rows must not dilute it (a batch mean would
+    # divide it by 4 here).
+    model = DannModel(4, 3, 5, 4, history_length=2, hidden=4)
+    model.build()
+    padding = model.padding_item
+    model.set_histories(np.array([[0, 1], [1, 2], [2, padding], [0, padding]]), np.full((4, 2), padding))
+    alone = ([0], [3], [4])
+    padded = ([0, 1, 2, 3], [3, 0, 1, 2], [4, 1, 2, 0])
+
+    def cross_view_loss(users: list[int], positives: list[int], negatives: list[int]) -> float:
+        model((np.array(users, np.int32), np.array(positives, np.int32), np.array(negatives, np.int32)))
+        return float(keras.ops.convert_to_numpy(model.losses[0]))
+
+    assert cross_view_loss(*padded) == pytest.approx(cross_view_loss(*alone), rel=1e-6)
+    assert cross_view_loss(*alone) > 0.0

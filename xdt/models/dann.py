@@ -126,7 +126,9 @@ class DannModel(keras.Model):
         own_view = is_target * target_view + (1.0 - is_target) * source_view
         cross_weight = is_target * has_source
         cross_loss = RANKING_LOSSES[self.ranking_loss](self.scores(source_view, items))
-        self.add_loss(ops.mean(cross_weight * cross_loss))
+        # Averaged over the rows it applies to (target rows of users with source history), not the
+        # batch: they are a few percent of a batch, and a batch mean scaled this path's loss down by as much.
+        self.add_loss(ops.sum(cross_weight * cross_loss) / ops.maximum(ops.sum(cross_weight), 1.0))
         logits = self.classifier_output(self.classifier_hidden(self.reversal(own_view)))
         self.add_loss(ops.mean(ops.binary_crossentropy(is_target, logits, from_logits=True)))
         if self.l2:
