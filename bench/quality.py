@@ -29,9 +29,9 @@ SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr")
 SAMPLED_METRICS = ("ndcg@10", "hr@10", "mrr")
-# content needs item titles, which the CDRIB and DisenCDR files do not have.
+# content runs only on datasets with item titles (LLMCDSR); the CDRIB and DisenCDR files have none.
 DEFAULT_METHODS = (
-    "popularity", "itemknn", "xknn", "target_mf", "two_tower", "cmf", "finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion",
+    "popularity", "itemknn", "xknn", "content", "target_mf", "two_tower", "cmf", "finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion",
 )
 
 # Learned-method settings per dataset family, chosen on the validation split (CDRIB) or kept
@@ -69,12 +69,27 @@ TRAINING = {
             "private_dropout": 0.5,
         },
     },
+    # LLMCDSR has a validation split (each valid user's last item): learned methods stop early on it.
+    "llmcdsr": {
+        "pretrain": {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "l2": 0.01, "optimizer": {"name": "adam", "learning_rate": 0.005}},
+        "transfer": {
+            "embedding_dim": 64,
+            "epochs": 20,
+            "batch_size": 1024,
+            "patience": 3,
+            "l2": 0.01,
+            "optimizer": {"name": "adam", "learning_rate": 0.005},
+            "mapping": "mlp",
+            "mapping_epochs": 300,
+            "private_dropout": 0.5,
+        },
+    },
 }
 
 
-def domain(name: str, reader: str, folder: str) -> dict[str, Any]:
+def domain(name: str, reader: str, folder: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """A dataset.source/target section."""
-    return {"name": name, "reader": reader, "path": str(SHARED / folder)}
+    return {"name": name, "reader": reader, "path": str(SHARED / folder), "options": options or {}}
 
 
 DATASETS: dict[str, dict[str, Any]] = {
@@ -103,6 +118,17 @@ DATASETS: dict[str, dict[str, Any]] = {
         "cohort": "all",
         "source": domain("phone", "disencdr", "disencdr/phone_sport"),
         "target": domain("sport", "disencdr", "disencdr/sport_phone"),
+    },
+    # The id-based methods on the sequential benchmark's data and test users (each valid/test
+    # user's last item, when it is a Kitchen item, ranked against all Kitchen items, their earlier
+    # Kitchen items excluded): the bar for bench/sequential_quality.py's transformers.
+    "llmcdsr-food-kitchen": {
+        "family": "llmcdsr",
+        "cohort": "all",
+        "source": domain("food", "llmcdsr", "llmcdsr/food-kitchen", {"side": "A"}),
+        "target": domain("kitchen", "llmcdsr", "llmcdsr/food-kitchen", {"side": "B"}),
+        "test_excludes": ["train"],
+        "titles": True,
     },
 }
 
@@ -436,12 +462,13 @@ def main(argv: list[str] | None = None) -> int:
             all_results["datasets"][name] = {"skipped": f"missing {', '.join(missing)}"}
             continue
         print(f"{name}: methods {', '.join(methods)}; seeds {seeds}", flush=True)
-        outcome = run_dataset(name, spec, methods, seeds, work, arguments.given_valid, arguments.sampled, tuple(arguments.set))
+        dataset_methods = [method for method in methods if method != "content" or spec.get("titles")]
+        outcome = run_dataset(name, spec, dataset_methods, seeds, work, arguments.given_valid, arguments.sampled, tuple(arguments.set))
         all_results["datasets"][name] = {
             **outcome,
             "cohort": spec["cohort"],
             "summary": summarise(outcome),
-            "peers": {method: PEERS[(name, method)] for method in methods if (name, method) in PEERS},
+            "peers": {method: PEERS[(name, method)] for method in dataset_methods if (name, method) in PEERS},
         }
     all_results["total_seconds"] = time.perf_counter() - started
     output = Path(arguments.output)
