@@ -137,3 +137,19 @@ def test_xdt_run_sequential_with_mixed_pretraining(tmp_path: Path) -> None:
     results = json.loads((transfer / "results.json").read_text())
     # The order rule is in the target training rows that mixed pretraining also learns from.
     assert results["test"]["all"]["recall@1"] > 0.3
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_text_bridge_items_carry_an_id_embedding_only_when_configured(tmp_path: Path, with_ids: bool) -> None:
+    from xdt.sequential.data import ItemVocabulary
+    from xdt.sequential.experiment import new_model
+
+    raw = sequential_config(tmp_path, methods=["text_bridge"])
+    raw["sequence"]["text_with_ids"] = with_ids
+    config = config_from_dict(raw)
+    vocabulary = ItemVocabulary(3, 4)
+    text = np.random.default_rng(0).normal(size=(vocabulary.size, 5)).astype(np.float32)
+    model = new_model(config, vocabulary, text)
+    assert (model.item_embedding is not None) is with_ids
+    # The id embedding starts at zero, so both variants start from the text alone.
+    assert model.adaptor is not None

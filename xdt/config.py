@@ -272,6 +272,9 @@ class SequenceConfig:
     freeze_epochs: int = field(default=1, metadata=at_least(0))
     patience: int = field(default=3, metadata=at_least(1))
     text_encoder_dir: str | None = None
+    # text_bridge items: adaptor(text) only (any item with a title can be scored, brand-new ones
+    # included), or plus a zero-initialised id embedding learned for the items seen in training.
+    text_with_ids: bool = False
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddi
     sequence = config.sequence
     shape = {"width": sequence.width, "layers": sequence.layers, "heads": sequence.heads, "dropout": sequence.dropout}
     if text_embeddings is not None:
-        return build_text_bridge(text_embeddings, max_length=sequence.max_length, **shape)
+        return build_text_bridge(text_embeddings, max_length=sequence.max_length, text_with_ids=sequence.text_with_ids, **shape)
     return SequenceTransformer(vocabulary.size, sequence.max_length, **shape)
 
 
