@@ -222,3 +222,12 @@ def test_cli_prints_the_sampled_table_and_rejects_too_many_negatives(sampled_run
     result = runner.invoke(app, ["evaluate", str(too_many.path)], catch_exceptions=False)
     assert result.exit_code == 2
     assert "sampled_negatives=500" in result.output and "test users have fewer" in result.output and "of 120 items" in result.output
+
+
+def test_xdt_run_refuses_too_many_sampled_negatives_before_training(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path, TINY_CONFIG)
+    result = CliRunner().invoke(app, ["run", str(config_path), "--set", "evaluate.sampled_negatives=500"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "sampled_negatives=500" in result.output and "test users have fewer" in result.output
+    # Nothing was trained: no pretrain or transfer run directory exists.
+    assert not list((tmp_path / "runs").rglob("run.json"))

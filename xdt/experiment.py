@@ -75,6 +75,11 @@ def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) 
     from xdt.report import write_experiment_report, write_report
     from xdt.transfer import transfer_method
 
+    if config.evaluate.sampled_negatives:
+        from xdt.sampled_ranking import check_sampled_evaluation
+        from xdt.session import open_dataset
+
+        check_sampled_evaluation(open_dataset(config), config.evaluate.sampled_negatives)
     pretrain_run = pretrain_source(config, config_text=config_text, reporter=reporter)
     track_run(pretrain_run, config.tracking)
     transfer_runs: dict[str, RunDirectory] = {}

@@ -146,6 +146,12 @@ def per_user_sampled_metrics(ranking: SampledRanking, ks: Sequence[int]) -> dict
     return {name: np.bincount(ranking.pair_users, weights=pair_metrics[name], minlength=len(counts)) / counts for name in sampled_metric_names(ks)}
 
 
+def check_sampled_evaluation(dataset: PreparedDataset, negatives: int) -> None:
+    """Fail before any training when some target test user has fewer than `negatives` items to draw from."""
+    users = dataset.evaluation_users("test", TARGET)
+    check_enough_negatives(dataset.interaction_matrix(TARGET, "train", "valid", "test"), users, negatives)
+
+
 def evaluate_sampled(
     score_all: Callable[[Any], Any],
     dataset: PreparedDataset,
