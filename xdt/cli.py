@@ -144,7 +144,7 @@ def transfer(
 
 @app.command()
 def evaluate(run: RunArgument) -> None:
-    """Full-ranking evaluation of a transfer run on the target test split, by cohort; writes results.json."""
+    """Evaluate a run on the target test split, by cohort (full ranking; MAE / RMSE for rating runs); writes results.json."""
     try:
         from xdt.evaluate import evaluate_run
         from xdt.report import write_report
@@ -155,7 +155,12 @@ def evaluate(run: RunArgument) -> None:
         report = write_report(directory)
     except XdtError as error:
         fail(error)
-    stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
+    if results.get("task") == "rating":
+        from xdt.rating.experiment import rating_table
+
+        stdout.print(rating_table(results, title_suffix=f"seed {results['seed']}"))
+    else:
+        stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
     if "sampled" in results:
         stdout.print(sampled_table({results["method"]: results}, ks=results["ks"]))
     stdout.print(f"results: {directory.path / 'results.json'}")
@@ -170,7 +175,10 @@ def recommend(
     k: Annotated[int, typer.Option("--k", help="Number of items per user.")] = 10,
     output: Annotated[Path | None, typer.Option("--output", help="Write recommendations to this CSV (or .json) file.")] = None,
 ) -> None:
-    """Top-k target items for users, excluding items they already have; cold-start users are served from their source history."""
+    """Top-k target items for users, excluding items they already have; cold-start users are served from their source history.
+
+    Rating runs rank by the predicted rating of their learned method with the best validation score; sequential runs by the next-item score after each user's whole history.
+    """
     try:
         from xdt.recommend import read_user_file
         from xdt.recommend import recommend as recommend_users
@@ -224,8 +232,7 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
             runs = [next(iter(outcome.results.values()))["dataset"] for outcome in outcomes]
             stdout.print(seeds_table(aggregate_over_seeds(outcomes, metrics), metrics, runs=runs))
         last = outcomes[-1]
-        # Sequential runs rank next items from a history; `xdt recommend` serves the ranking models only.
-        examples = example_users(last, loaded.config.recommend.examples) if loaded.config.task != "sequential" else []
+        examples = example_users(last, loaded.config.recommend.examples)
         shown = next(reversed(last.transfer_runs.values()))
         if examples:
             frame = recommend_users(shown, examples, k=min(5, loaded.config.recommend.k))

@@ -17,7 +17,7 @@ from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import XdtError
 from xdt.metrics import expected_ranking_metrics
 from xdt.progress import Reporter
-from xdt.runs import RunDirectory
+from xdt.runs import RunDirectory, check_model_run
 
 # Target splits masked when evaluating each split; test's default, overridable by evaluate.test_excludes.
 EXCLUDED_SPLITS = {"valid": ("train",), "test": ("train", "valid")}
@@ -234,6 +234,7 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
     `score_all_source`) also get results["source"] = {"valid", "test"} for the source splits that
     have rows, and per_user_source.parquet. With evaluate.sampled_negatives > 0, results["sampled"]
     holds the labelled sampled-ranking metrics of the same test users (xdt.sampled_ranking).
+    Runs of task: rating and task: sequential are re-evaluated by their own task's function.
     """
     from xdt.beyond_accuracy import beyond_accuracy_metrics
     from xdt.progress import SilentReporter
@@ -242,9 +243,16 @@ def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict
 
     reporter = reporter or SilentReporter()
     info = run.info()
-    if info.get("kind") != "transfer":
-        raise XdtError(f"evaluate expects a transfer run; {run.path} is a {info.get('kind')} run")
     config = load_run_config(run)
+    check_model_run(run, config.task, "evaluate")
+    if config.task == "rating":
+        from xdt.rating.experiment import evaluate_rating_run
+
+        return evaluate_rating_run(run, config, reporter=reporter)
+    if config.task == "sequential":
+        from xdt.sequential.experiment import evaluate_sequential_run
+
+        return evaluate_sequential_run(run, config, reporter=reporter)
     dataset = open_dataset(config)
     check_same_data(run, dataset)
     model = load_model(run)

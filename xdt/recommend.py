@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from xdt.config import ExperimentConfig
+from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
 from xdt.evaluate import rank_items
-from xdt.runs import RunDirectory
+from xdt.runs import RunDirectory, check_model_run
 from xdt.session import load_model, load_run_config, open_dataset
 
 
 def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.DataFrame:
     """Rows (user, rank, item, title, score, cohort), excluding every target item each user already has.
 
-    Works for cold-start users known only from the source domain; unknown ids raise.
+    Works for cold-start users known only from the source domain; unknown ids raise. Scores
+    come from the run's task (`target_scorer`).
     """
     if k < 1:
         raise XdtError(f"Expected k >= 1. Received: k={k}")
-    info = run.info()
-    if info.get("kind") != "transfer":
-        raise XdtError(f"recommend expects a transfer run (a trained target model); {run.path} is a {info.get('kind')} run")
     config = load_run_config(run)
+    check_model_run(run, config.task, "recommend")
     dataset = open_dataset(config)
     lookup = pd.Index(dataset.raw_users.astype(str))
     users = lookup.get_indexer(pd.Index([str(user) for user in raw_users]))
@@ -35,9 +37,9 @@ def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.Data
             f"{' …' if len(unknown) > 5 else ''}: not in either domain of dataset {dataset.manifest['name']!r} "
             f"({dataset.n_users} users, e.g. {', '.join(dataset.raw_users[:3].astype(str))})"
         )
-    model = load_model(run)
     seen = dataset.interaction_matrix(TARGET, "train", "valid", "test")
-    ranking = rank_items(model.score_all, users.astype(np.int64), seen=seen, relevant=None, k=k, batch_size=config.evaluate.batch_size)
+    score_all = target_scorer(run, config, dataset)
+    ranking = rank_items(score_all, users.astype(np.int64), seen=seen, relevant=None, k=k, batch_size=config.evaluate.batch_size)
     items = dataset.items(TARGET)
     titles = items["title"].to_numpy() if "title" in items.columns else np.full(len(items), "")
     cohorts = np.where(dataset.target_train_counts[users] == 0, "cold-start", "warm")
@@ -52,6 +54,23 @@ def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.Data
                 {"user": str(user), "rank": rank + 1, "item": items["raw_item"].iat[item], "title": titles[item], "score": score, "cohort": cohorts[row]}
             )
     return pd.DataFrame(rows, columns=["user", "rank", "item", "title", "score", "cohort"])
+
+
+def target_scorer(run: RunDirectory, config: ExperimentConfig, dataset: PreparedDataset) -> Callable[[Any], Any]:
+    """Scores `(batch, n_target_items)` for user indices `(batch,)`, by the run's task.
+
+    ranking: the model's `score_all`; rating: the predicted rating (xdt.rating.recommendation);
+    sequential: the next-item score after the user's history (xdt.sequential.recommendation).
+    """
+    if config.task == "rating":
+        from xdt.rating.recommendation import rating_scorer
+
+        return rating_scorer(run, config, dataset)
+    if config.task == "sequential":
+        from xdt.sequential.recommendation import next_item_scorer
+
+        return next_item_scorer(run, config, dataset)
+    return load_model(run).score_all
 
 
 def read_user_file(path: str) -> list[str]:

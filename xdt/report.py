@@ -25,9 +25,16 @@ COHORT_ORDER = ("all", "cold", "warm")
 
 
 def write_report(run: RunDirectory) -> Path:
-    """Write `<run>/report.md` with metric@k curves, training curves, cohort and activity plots; return its path."""
-    results = read_results(run)
+    """Write `<run>/report.md` with metric@k curves, training curves, cohort and activity plots; return its path.
+
+    A rating run (task: rating) gets its own report of MAE / RMSE (xdt.rating.experiment).
+    """
     info = run.info()
+    if info.get("kind") == "rating":
+        from xdt.rating.experiment import write_rating_report
+
+        return write_rating_report(run, run.read_json("results.json"))
+    results = read_results(run)
     method = str(info.get("method"))
     test = results["test"]
     ks = list(results["ks"])

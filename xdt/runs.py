@@ -23,6 +23,10 @@ STATUS_INTERRUPTED = "interrupted"
 STATUS_COMPLETE = "complete"
 STATUS_FAILED = "failed"
 
+# The run kind that holds a task's trained target-domain model(s): one transfer run per method for
+# ranking and sequential experiments, the single run `xdt run` writes for task: rating.
+MODEL_RUN_KINDS = {"ranking": "transfer", "rating": "rating", "sequential": "transfer"}
+
 TRACKED_PACKAGES = ("xdt", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "scipy", "typer")
 
 
@@ -171,6 +175,16 @@ def open_run(path: Path | str) -> RunDirectory:
     if not (path / "run.json").is_file():
         raise XdtError(f"Not a run directory (no run.json): {path}")
     return RunDirectory(path)
+
+
+def check_model_run(run: RunDirectory, task: str, command: str) -> None:
+    """Refuse a run that holds no trained target model of its task (a pretrain run, say) for `command`."""
+    expected = MODEL_RUN_KINDS[task]
+    kind = run.info().get("kind")
+    if kind != expected:
+        raise XdtError(
+            f"{command} expects a {expected} run (a trained target model) of a task: {task} experiment; {run.path} is a {kind} run"
+        )
 
 
 def iter_runs(runs_root: Path, experiment: str | None = None) -> Iterator[RunDirectory]:

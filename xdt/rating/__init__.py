@@ -16,6 +16,9 @@ Public API (TensorFlow is imported only by `models` and `training`):
 - `xdt.rating.models`: `BiasedMatrixFactorization` (r̂ = μ + b_u + b_i + p_u·q_i), `EmcdrRating`,
   `PtupcdrRating`, all registered as `xdt>...` Keras serialisables; each maps `(users, items)` to
   ratings `(batch, 1)`.
+- `xdt.rating.experiment.evaluate_rating_run(run, config)`: a rating run's results.json again from
+  its saved models (`xdt evaluate`); `xdt.rating.recommendation.rating_scorer`: every target item's
+  predicted rating for `xdt recommend`.
 - Stages one by one: `train_target_mf`, `train_source_mf`, `train_emcdr`, `train_ptupcdr`
   (`xdt.rating.training`), each returning `(model, FitResult)`.
 

@@ -6,7 +6,8 @@ each trained stage), results.json (MAE / RMSE per method: overall, per cohort, p
 bucket; no timings, so two runs with one seed give the same file), per_rating.parquet (one row per
 test rating with every method's prediction) and report.md.
 
-TensorFlow is imported only by `run_rating_experiment`; `rating_table` is plain rich.
+`evaluate_rating_run` recomputes results.json from the saved models (`xdt evaluate RUN`).
+TensorFlow is imported only by `run_rating_experiment` and `evaluate_rating_run`; `rating_table` is plain rich.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from rich.table import Table
 
 from xdt.config import ExperimentConfig, RatingConfig
-from xdt.errors import DataError
+from xdt.errors import DataError, XdtError
 from xdt.progress import EpochReport, Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run
 
@@ -101,12 +102,52 @@ def run_rating_experiment(config: ExperimentConfig, *, config_text: str, reporte
     trained = run_rating_methods(data, methods, settings, config.seed)
     record_fits(run, trained.fits, settings, reporter)
     save_models(run, trained)
-    results = rating_results(config, data, trained)
+    results = rating_results(config, data, trained.predictions, fit_summaries(trained.fits))
     run.write_json("results.json", results)
-    per_rating_frame(dataset, data, trained, methods).to_parquet(run.path / PER_RATING_FILE, index=False)
+    per_rating_frame(dataset, data, trained.predictions, methods).to_parquet(run.path / PER_RATING_FILE, index=False)
     report = write_rating_report(run, results)
     run.update_info(status=STATUS_COMPLETE)
     return RatingOutcome(config.seed, run, results, report)
+
+
+def evaluate_rating_run(run: RunDirectory, config: ExperimentConfig, *, reporter: Reporter = SilentReporter()) -> dict[str, Any]:
+    """`xdt evaluate RUN` of a rating run: every method's test predictions again, rewriting results.json and per_rating.parquet.
+
+    Baselines are refitted from the prepared data and the learned methods predict with their
+    saved `models/<method>.keras`, so the metrics equal those `xdt run` wrote; the fits (training
+    facts that no saved model holds) are kept from the run's results.json.
+    """
+    from xdt.rating.evaluation import predict_ratings
+    from xdt.rating.training import predict_baselines
+    from xdt.session import check_same_data, open_dataset
+
+    fits = run.read_json("results.json")["fits"]
+    dataset = open_dataset(config)
+    check_same_data(run, dataset)
+    data = rating_data(config, dataset)
+    methods = tuple(config.transfer.methods)
+    reporter.status(f"evaluate rating methods {', '.join(methods)} on {len(data.test):,} test ratings → {run.path}")
+    predictions = predict_baselines(data, methods)
+    for method in methods:
+        if method not in predictions:
+            predictions[method] = predict_ratings(load_rating_model(run, method), data.test.users, data.test.items, clip=data.rating_range)
+    results = rating_results(config, data, predictions, fits)
+    run.write_json("results.json", results)
+    per_rating_frame(dataset, data, predictions, methods).to_parquet(run.path / PER_RATING_FILE, index=False)
+    run.update_info(evaluated=True)
+    return results
+
+
+def load_rating_model(run: RunDirectory, method: str) -> Any:
+    """The saved Keras model of one learned rating method, with a clear error when the run has none."""
+    import keras
+
+    import xdt.rating.models  # noqa: F401  (registers the rating models with Keras, so they load)
+
+    path = run.path / MODELS_FOLDER / f"{method}.keras"
+    if not path.is_file():
+        raise XdtError(f"Run {run.path} has no {MODELS_FOLDER}/{method}.keras (status: {run.info().get('status')}); run `xdt run` again")
+    return keras.saving.load_model(path, compile=False)
 
 
 def rating_data(config: ExperimentConfig, dataset: PreparedDataset) -> RatingData:
@@ -163,8 +204,18 @@ def save_models(run: RunDirectory, trained: RatingRun) -> None:
         model.save(folder / f"{name}.keras")
 
 
-def rating_results(config: ExperimentConfig, data: RatingData, trained: RatingRun) -> dict[str, Any]:
-    """results.json: MAE / RMSE per method overall, per cohort and per source-activity bucket; the fits; no timings."""
+def fit_summaries(fits: Mapping[str, FitResult]) -> dict[str, dict[str, Any]]:
+    """results.json's "fits": the epoch each trained stage kept, its validation score, how long it ran; no timings."""
+    return {
+        stage: {"best_epoch": fit.best_epoch, "best_valid": fit.best_score, "epochs_run": len(fit.history), "stopped_early": fit.stopped_early}
+        for stage, fit in fits.items()
+    }
+
+
+def rating_results(
+    config: ExperimentConfig, data: RatingData, predictions: Mapping[str, np.ndarray], fits: Mapping[str, Any]
+) -> dict[str, Any]:
+    """results.json: MAE / RMSE per method overall, per cohort and per source-activity bucket, and the `fit_summaries`."""
     from xdt.rating.evaluation import evaluate_ratings
 
     test = data.test
@@ -188,17 +239,14 @@ def rating_results(config: ExperimentConfig, data: RatingData, trained: RatingRu
             "source_ratings": len(data.source),
         },
         "methods": {
-            method: evaluate_ratings(trained.predictions[method], test.ratings, test.users, cohorts=cohorts, source_activity=activity)
+            method: evaluate_ratings(predictions[method], test.ratings, test.users, cohorts=cohorts, source_activity=activity)
             for method in config.transfer.methods
         },
-        "fits": {
-            stage: {"best_epoch": fit.best_epoch, "best_valid": fit.best_score, "epochs_run": len(fit.history), "stopped_early": fit.stopped_early}
-            for stage, fit in trained.fits.items()
-        },
+        "fits": dict(fits),
     }
 
 
-def per_rating_frame(dataset: PreparedDataset, data: RatingData, trained: RatingRun, methods: tuple[str, ...]) -> Any:
+def per_rating_frame(dataset: PreparedDataset, data: RatingData, predictions: Mapping[str, np.ndarray], methods: tuple[str, ...]) -> Any:
     """One row per test rating: raw user and item, the rating, the user's cohort and source activity, one prediction column per method."""
     import pandas as pd
 
@@ -218,7 +266,7 @@ def per_rating_frame(dataset: PreparedDataset, data: RatingData, trained: Rating
         }
     )
     for method in methods:
-        frame[method] = np.asarray(trained.predictions[method], dtype=np.float32)
+        frame[method] = np.asarray(predictions[method], dtype=np.float32)
     return frame
 
 

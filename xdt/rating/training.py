@@ -363,6 +363,8 @@ def train_ptupcdr(
 
 
 METHODS = ("global_mean", "item_mean", "user_mean", "target_mf", "emcdr", "ptupcdr")
+# The methods with a trained Keras model (saved by `xdt run` as models/<method>.keras); the others are baselines.
+LEARNED_METHODS = ("target_mf", "emcdr", "ptupcdr")
 
 
 @dataclass
@@ -375,27 +377,34 @@ class RatingRun:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def predict_baselines(data: RatingData, methods: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Test predictions of the baselines among `methods`, fitted on every non-test target rating (train + validation users)."""
+    from xdt.rating import baselines
+
+    fit_rows = Ratings(*(np.concatenate([getattr(data.target_train, name), getattr(data.valid, name)]) for name in ("users", "items", "ratings")))
+    test = data.test
+    predictions = {}
+    if "global_mean" in methods:
+        predictions["global_mean"] = baselines.predict_global_mean(fit_rows.ratings, len(test))
+    if "item_mean" in methods:
+        predictions["item_mean"] = baselines.predict_item_mean(fit_rows.items, fit_rows.ratings, test.items)
+    if "user_mean" in methods:
+        predictions["user_mean"] = baselines.predict_user_mean(fit_rows.users, fit_rows.ratings, test.users)
+    return predictions
+
+
 def run_rating_methods(data: RatingData, methods: tuple[str, ...], settings: RatingSettings, seed: int) -> RatingRun:
     """Train the requested methods on one split and predict its test ratings (clipped to the rating range).
 
     Baselines use every non-test target rating (train + validation users), as PEERS.md does; the
     learned models train on the train users and select epochs on the validation users.
     """
-    from xdt.rating import baselines
-
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"Unknown rating methods {unknown}. Available: {', '.join(METHODS)}")
-    run = RatingRun()
-    fit_rows = Ratings(*(np.concatenate([getattr(data.target_train, name), getattr(data.valid, name)]) for name in ("users", "items", "ratings")))
+    run = RatingRun(predictions=predict_baselines(data, methods))
     test = data.test
-    if "global_mean" in methods:
-        run.predictions["global_mean"] = baselines.predict_global_mean(fit_rows.ratings, len(test))
-    if "item_mean" in methods:
-        run.predictions["item_mean"] = baselines.predict_item_mean(fit_rows.items, fit_rows.ratings, test.items)
-    if "user_mean" in methods:
-        run.predictions["user_mean"] = baselines.predict_user_mean(fit_rows.users, fit_rows.ratings, test.users)
-    learned = [method for method in ("target_mf", "emcdr", "ptupcdr") if method in methods]
+    learned = [method for method in LEARNED_METHODS if method in methods]
     if not learned:
         return run
     started = time.perf_counter()

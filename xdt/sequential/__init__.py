@@ -49,5 +49,6 @@ drives all of this from a config (`experiment.run_sequential_experiment`).
 Modules: `data` (sequences), `transformer` (`SequenceTransformer`, `parameter_count`),
 `text_bridge` (`TextAdaptor`, `item_texts`, `encode_texts`, `build_text_bridge`), `training`
 (`TrainingSettings`, `train_next_item`, `seed_everything`), `evaluation` (`evaluate_next_item`,
-`rank_next_items`, `mean_metrics`), `experiment` (`run_sequential_experiment`).
+`rank_next_items`, `mean_metrics`), `experiment` (`run_sequential_experiment`, and
+`evaluate_sequential_run` for `xdt evaluate`), `recommendation` (`next_item_scorer` for `xdt recommend`).
 """

@@ -66,7 +66,6 @@ def run_sequential_experiment(
     """Prepare the data if needed, pretrain on source sequences, train and evaluate every method of `sequence.methods`."""
     from xdt.data.prepare import is_up_to_date, prepare_dataset
     from xdt.report import write_experiment_report, write_report
-    from xdt.sequential.data import ItemVocabulary
     from xdt.sequential.training import seed_everything
     from xdt.session import open_dataset, record_environment, save_model
     from xdt.train import select_strategy
@@ -77,8 +76,7 @@ def run_sequential_experiment(
         manifest = prepare_dataset(config, progress=lambda stage: reporter.status(f"prepare {config.dataset.name}: {stage}"))
         reporter.status(f"dataset {manifest['name']}: {manifest['users']:,} users prepared")
     dataset = open_dataset(config)
-    interactions = dataset.interactions[["domain", "user", "item", "timestamp", "split"]]
-    vocabulary = ItemVocabulary(dataset.n_items(SOURCE), dataset.n_items(TARGET))
+    interactions, vocabulary = sequence_view(dataset)
     methods = list(config.sequence.methods)
     strategy = select_strategy("default")  # the custom loop runs on one device
 
@@ -115,10 +113,7 @@ def run_sequential_experiment(
     for method in methods:
         run = new_run("transfer", method, parent=pretrain_run)
         history = HISTORY[method]
-        valid = evaluation_examples_or_none(interactions, vocabulary, config, split="valid", history=history)
-        test = evaluation_examples_or_none(interactions, vocabulary, config, split="test", history=history)
-        if test is None:
-            raise DataError(f"task: sequential needs target test rows; dataset {dataset.manifest['name']!r} has none")
+        valid, test = held_out_examples(config, dataset, interactions, vocabulary, method)
         seed_everything(config.seed)
         kind = PRETRAINED.get(method)
         model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
@@ -138,6 +133,54 @@ def run_sequential_experiment(
         transfer_runs[method] = run
     report = write_experiment_report(transfer_runs, pretrain_run.path / "experiment")
     return SequentialOutcome(config.seed, pretrain_run, transfer_runs, results, report)
+
+
+def evaluate_sequential_run(run: RunDirectory, config: ExperimentConfig, *, reporter: Reporter = SilentReporter()) -> dict[str, Any]:
+    """`xdt evaluate RUN` of a sequential transfer run: its saved model ranks each valid/test user's next target item again.
+
+    Rewrites results.json and per_user.parquet; they equal what `xdt run` wrote for the run.
+    """
+    from xdt.session import check_same_data, open_dataset
+
+    dataset = open_dataset(config)
+    check_same_data(run, dataset)
+    interactions, vocabulary = sequence_view(dataset)
+    method = run.info()["method"]
+    valid, test = held_out_examples(config, dataset, interactions, vocabulary, method)
+    model = load_sequence_model(run)
+    reporter.status(f"evaluate {method} on the next target item of {len(test):,} test users → {run.path}")
+    results = method_results(config, dataset, vocabulary, model, method, run, valid=valid, test=test)
+    run.write_json("results.json", results)
+    run.update_info(evaluated=True)
+    return results
+
+
+def load_sequence_model(run: RunDirectory) -> SequenceTransformer:
+    """The saved `model.keras` of a sequential transfer run."""
+    import xdt.sequential.transformer  # noqa: F401  (registers the transformer's classes with Keras, so they load)
+    from xdt.session import load_model
+
+    return load_model(run)
+
+
+def sequence_view(dataset: PreparedDataset) -> tuple[pd.DataFrame, ItemVocabulary]:
+    """The interaction columns sequences are built from, and the token vocabulary of the dataset's items."""
+    from xdt.sequential.data import ItemVocabulary
+
+    interactions = dataset.interactions[["domain", "user", "item", "timestamp", "split"]]
+    return interactions, ItemVocabulary(dataset.n_items(SOURCE), dataset.n_items(TARGET))
+
+
+def held_out_examples(
+    config: ExperimentConfig, dataset: PreparedDataset, interactions: pd.DataFrame, vocabulary: ItemVocabulary, method: str
+) -> tuple[EvaluationExamples | None, EvaluationExamples]:
+    """The valid (None without valid rows) and test next-item examples of `method`, with its history domains."""
+    history = HISTORY[method]
+    valid = evaluation_examples_or_none(interactions, vocabulary, config, split="valid", history=history)
+    test = evaluation_examples_or_none(interactions, vocabulary, config, split="test", history=history)
+    if test is None:
+        raise DataError(f"task: sequential needs target test rows; dataset {dataset.manifest['name']!r} has none")
+    return valid, test
 
 
 def item_text_embeddings(config: ExperimentConfig, dataset: PreparedDataset, vocabulary: ItemVocabulary) -> np.ndarray:
