@@ -37,53 +37,34 @@ DEFAULT_METHODS = (
 # Learned-method settings per dataset family, chosen on the validation split (CDRIB) or kept
 # fixed (DisenCDR has no validation file: given_valid none keeps PEERS.md's training rows, so
 # training runs a fixed number of epochs and never looks at test). See bench/README.md.
+# Shared learned-method settings (chosen on CDRIB's validation split); each family differs only where said.
+PRETRAIN = {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "l2": 0.01, "optimizer": {"name": "adam", "learning_rate": 0.005}}
+TRANSFER = {
+    "embedding_dim": 64,
+    "epochs": 15,
+    "batch_size": 1024,
+    "patience": 3,
+    "l2": 0.01,
+    "optimizer": {"name": "adam", "learning_rate": 0.005},
+    "mapping": "mlp",
+    "mapping_epochs": 300,
+    # joint: zero a training row's private part half the time, so the shared part serves cold-start users.
+    "private_dropout": 0.5,
+}
+
+
+def without_l2(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with no L2 penalty."""
+    return {key: value for key, value in settings.items() if key != "l2"}
+
+
 TRAINING = {
-    "cdrib": {
-        # CDRIB's given split has no warm validation users, so the target-MF stages train their
-        # full epochs: L2 keeps them from overfitting (target BPR loss fell to 0.02 without it).
-        "pretrain": {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "l2": 0.01, "optimizer": {"name": "adam", "learning_rate": 0.005}},
-        "transfer": {
-            "embedding_dim": 64,
-            "epochs": 15,
-            "batch_size": 1024,
-            "patience": 3,
-            "l2": 0.01,
-            "optimizer": {"name": "adam", "learning_rate": 0.005},
-            "mapping": "mlp",
-            "mapping_epochs": 300,
-            # joint: zero a training row's private part half the time, so the shared part serves cold-start users.
-            "private_dropout": 0.5,
-        },
-    },
-    "disencdr": {
-        "pretrain": {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "optimizer": {"name": "adam", "learning_rate": 0.005}},
-        "transfer": {
-            "embedding_dim": 64,
-            "epochs": 15,
-            "batch_size": 1024,
-            "patience": 3,
-            "optimizer": {"name": "adam", "learning_rate": 0.005},
-            "mapping": "mlp",
-            "mapping_epochs": 300,
-            # joint: zero a training row's private part half the time, so the shared part serves cold-start users.
-            "private_dropout": 0.5,
-        },
-    },
+    # CDRIB's given split has no warm validation users, so the target-MF stages train their
+    # full epochs: L2 keeps them from overfitting (target BPR loss fell to 0.02 without it).
+    "cdrib": {"pretrain": PRETRAIN, "transfer": TRANSFER},
+    "disencdr": {"pretrain": without_l2(PRETRAIN), "transfer": without_l2(TRANSFER)},
     # LLMCDSR has a validation split (each valid user's last item): learned methods stop early on it.
-    "llmcdsr": {
-        "pretrain": {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "l2": 0.01, "optimizer": {"name": "adam", "learning_rate": 0.005}},
-        "transfer": {
-            "embedding_dim": 64,
-            "epochs": 20,
-            "batch_size": 1024,
-            "patience": 3,
-            "l2": 0.01,
-            "optimizer": {"name": "adam", "learning_rate": 0.005},
-            "mapping": "mlp",
-            "mapping_epochs": 300,
-            "private_dropout": 0.5,
-        },
-    },
+    "llmcdsr": {"pretrain": PRETRAIN, "transfer": {**TRANSFER, "epochs": 20}},
 }
 
 
