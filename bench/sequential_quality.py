@@ -63,6 +63,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--adaptor-experts", type=int, default=4)
+    parser.add_argument(
+        "--text-temperature", type=float, default=0.0,
+        help="text bridges score by cosine / this temperature (UniSRec's 0.07); 0 = dot product",
+    )
+    parser.add_argument(
+        "--text-variants", default="text,text_ids",
+        help="(b) text bridges to train: text (text only), text_ids (text + in-domain ids)",
+    )
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
     parser.add_argument("--parts", default="a,b,c")
@@ -103,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for seed in [int(value) for value in arguments.seeds.split(",")]:
         runs.append(bench.run_seed(seed, parts))
+        # Written after every seed, so a run cut short still leaves the seeds it finished.
+        write_report(arguments, text, encoder_dir, encode_seconds, runs, started)
+    return 0
+
+
+def write_report(arguments: argparse.Namespace, text, encoder_dir: Path | None, encode_seconds: float, runs: list[dict], started: float) -> None:
+    """sequential_quality.{json,md} under --out for the seeds run so far."""
     report = {
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(arguments).items()},
         "text_encoder": text.encoder_id,
@@ -111,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, CPU only",
         "runs": runs,
         "summary": summarise(runs),
+        "paired": paired_comparisons(runs),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     arguments.out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     markdown = render_markdown(report)
     (arguments.out / "sequential_quality.md").write_text(markdown)
     print(markdown)
-    return 0
 
 
 class SequentialBench:
@@ -177,6 +192,7 @@ class SequentialBench:
                 max_length=self.arguments.max_length,
                 adaptor_experts=self.arguments.adaptor_experts,
                 text_with_ids=with_ids,
+                score_temperature=self.arguments.text_temperature or None,
                 **shape,
             )
         return SequenceTransformer(self.vocabulary.size, self.arguments.max_length, **shape)
@@ -218,11 +234,13 @@ class SequentialBench:
             "sequences_per_second": round(history.sequences_per_second, 1),
         }
 
-    def test(self, model, history_view: str) -> dict:
+    def test(self, model, history_view: str) -> tuple[dict, list[float]]:
+        """Mean test metrics and per-user NDCG@10 (test users in a fixed order, for paired comparisons)."""
         from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
 
         per_user = evaluate_next_item(model, self.evaluation["test", history_view], self.vocabulary)
-        return {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
+        means = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
+        return means, [round(float(value), 6) for value in per_user["ndcg@10"]]
 
     def run_seed(self, seed: int, parts: set[str]) -> dict:
         from xdt.sequential.training import seed_everything
@@ -240,9 +258,9 @@ class SequentialBench:
                 "input": history_view,
                 "parameters": parameter_count(model),
                 "stages": stages,
-                "test": self.test(model, history_view),
                 "wall_seconds": round(time.perf_counter() - started, 1),
             }
+            row["test"], row["test_per_user_ndcg@10"] = self.test(model, history_view)
             print(f"[seed {seed}] {setting} {method} ({history_view} history): {row['test']}", flush=True)
             rows.append(row)
 
@@ -280,7 +298,11 @@ class SequentialBench:
             stage = self.train(model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
             record("b: no overlap", "seq_transformer (train_B only)", model, [stage], "kitchen", started)
 
+            rows.append(self.title_similarity(seed))
+            variants = self.arguments.text_variants.split(",")
             for with_ids, variant in ((False, "text only"), (True, "text + in-domain ids")):
+                if ("text_ids" if with_ids else "text") not in variants:
+                    continue
                 seed_everything(seed)
                 started = time.perf_counter()
                 model = self.new_model(text=True, with_ids=with_ids)
@@ -315,6 +337,32 @@ class SequentialBench:
         return {
             "seed": seed, "setting": "a: overlap", "method": "popularity (train Kitchen counts)", "input": "kitchen",
             "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
+            "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
+        }
+
+    def title_similarity(self, seed: int) -> dict:
+        """No training: Kitchen items ranked by the cosine of their title embedding to the last history item's.
+
+        What the text encoder alone knows about the next item: the floor a text bridge must clear.
+        """
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+
+        started = time.perf_counter()
+        norms = np.linalg.norm(self.text_embeddings, axis=1, keepdims=True)
+        unit = np.divide(self.text_embeddings, norms, out=np.zeros_like(self.text_embeddings), where=norms > 0)
+        low, high = self.vocabulary.token_range("target")
+
+        class LastItem:
+            def last_hidden(self, inputs):
+                return unit[np.asarray(inputs["items"])[:, -1]]
+
+        per_user = evaluate_next_item(LastItem(), self.evaluation["test", "kitchen"], self.vocabulary, item_vectors=unit[low:high])
+        test = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
+        print(f"[seed {seed}] b: no overlap title similarity: {test}", flush=True)
+        return {
+            "seed": seed, "setting": "b: no overlap", "method": "title similarity to the last item (text encoder, no training)",
+            "input": "kitchen", "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
+            "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
         }
 
     def cold_items(self, seed: int, cold_items: np.ndarray) -> dict:
@@ -412,6 +460,42 @@ def summarise(runs: list[dict]) -> list[dict]:
     return summary
 
 
+# (setting, method prefix of the transfer model, baseline method): the quality bars' comparisons.
+PAIRS = (
+    ("a: overlap", "seq_finetune", "seq_transformer (Kitchen only)"),
+    ("b: no overlap", "text_bridge, text only", "seq_transformer (train_B only)"),
+    ("b: no overlap", "text_bridge, text + in-domain ids", "seq_transformer (train_B only)"),
+)
+
+
+def paired_comparisons(runs: list[dict]) -> list[dict]:
+    """Transfer model vs its baseline on the same test users, per-user NDCG@10 pooled over seeds.
+
+    Each (seed, user) is one pair, so seed-to-seed training noise and the test users' own spread
+    both enter the interval: a difference whose 95% bootstrap interval excludes 0 is not a lucky seed.
+    """
+    from xdt.significance import compare_paired
+
+    comparisons = []
+    for setting, method_prefix, baseline in PAIRS:
+        values: dict[str, list[float]] = {"model": [], "baseline": []}
+        method, seeds = None, []
+        for run in runs:
+            rows = {row["method"]: row for row in run["rows"] if row["setting"] == setting}
+            model_row = next((row for name, row in rows.items() if name.startswith(method_prefix)), None)
+            if model_row is None or baseline not in rows:
+                continue
+            method = model_row["method"]
+            seeds.append(run["seed"])
+            values["model"] += model_row["test_per_user_ndcg@10"]
+            values["baseline"] += rows[baseline]["test_per_user_ndcg@10"]
+        if not seeds:
+            continue
+        result = compare_paired(np.array(values["model"]), np.array(values["baseline"]), metric="ndcg@10", cohort="test")
+        comparisons.append({"setting": setting, "method": method, "baseline": baseline, "seeds": seeds, **result.to_dict()})
+    return comparisons
+
+
 def render_markdown(report: dict) -> str:
     settings = report["settings"]
     lines = [
@@ -424,7 +508,8 @@ def render_markdown(report: dict) -> str:
         + f"lr {settings['learning_rate']}, "
         f"≤{settings['epochs']} epochs (early stopping on valid NDCG@10), pretraining {settings['pretrain_epochs']} epochs, "
         f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). "
-        + "Text bridge items: adaptor(text) (text only), or adaptor(text) + a zero-initialised id embedding learned in-domain (text + ids). "
+        + "Text bridge items: adaptor(text) (text only), or adaptor(text) + a zero-initialised id embedding learned in-domain (text + ids), "
+        + (f"scored by cosine / {settings['text_temperature']}. " if settings.get("text_temperature") else "scored by dot product. ")
         + f"Text encoder: `{report['text_encoder'][:60]}` "
         f"(encoding/cache read {report['text_encode_seconds']} s). {report['machine']}. Total wall time {report['wall_seconds']} s.",
         "",
@@ -444,6 +529,19 @@ def render_markdown(report: dict) -> str:
             lines.append(
                 f"| {entry['setting']} | ↳ same model | mixed | {entry['ndcg@10 (mixed history)']:.4f} | "
                 f"{entry['recall@10 (mixed history)']:.4f} | | | | |"
+            )
+    if report.get("paired"):
+        lines += [
+            "",
+            "Paired comparison on the same test users, per-user NDCG@10 pooled over seeds ((seed, user) pairs; 95% bootstrap interval of the mean difference):",
+            "",
+            "| setting | model | baseline | pairs | model − baseline | 95% interval | Wilcoxon p |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for entry in report["paired"]:
+            lines.append(
+                f"| {entry['setting']} | {entry['method']} | {entry['baseline']} | {entry['users']} | {entry['mean_difference']:+.4f} "
+                f"| [{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}] | {entry['wilcoxon_p_value']:.3g} |"
             )
     for run in report["runs"]:
         cold = run.get("cold_items")

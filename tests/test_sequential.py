@@ -147,6 +147,7 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path: Path) -> None:
     for name, model in (
         ("ids", tiny_model()),
         ("text", build_text_bridge(text_table, max_length=MAX_LENGTH, width=8, heads=2, adaptor_experts=2, text_with_ids=True)),
+        ("cosine", build_text_bridge(text_table, max_length=MAX_LENGTH, width=8, heads=2, adaptor_experts=2, score_temperature=0.1)),
     ):
         expected = np.asarray(model.score_tokens(model_inputs(items, vocabulary), np.arange(1, 14)))
         path = tmp_path / f"{name}.keras"
@@ -155,6 +156,26 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path: Path) -> None:
         assert isinstance(loaded, SequenceTransformer)
         assert loaded.get_config() == model.get_config()
         np.testing.assert_array_equal(np.asarray(loaded.score_tokens(model_inputs(items, vocabulary), np.arange(1, 14))), expected)
+
+
+def test_cosine_scores_are_the_dot_product_of_unit_vectors_over_the_temperature() -> None:
+    vocabulary = ItemVocabulary(5, 8)
+    items = np.array([[0, 0, 3, 4, 9, 12], [1, 2, 3, 4, 5, 6]])
+    text_table = np.random.default_rng(0).standard_normal((14, 12)).astype("float32")
+    keras.utils.set_random_seed(3)
+    raw = build_text_bridge(text_table, max_length=MAX_LENGTH, width=8, heads=2, adaptor_experts=2)
+    cosine = build_text_bridge(text_table, max_length=MAX_LENGTH, width=8, heads=2, adaptor_experts=2, score_temperature=0.25)
+    cosine.set_weights(raw.get_weights())
+    tokens = np.arange(1, 14)
+    hidden = np.asarray(raw.last_hidden(model_inputs(items, vocabulary)))
+    vectors = np.asarray(raw.item_vectors(tokens))
+    expected = (hidden @ vectors.T) / np.linalg.norm(hidden, axis=1)[:, None] / np.linalg.norm(vectors, axis=1)[None] / 0.25
+    np.testing.assert_allclose(np.asarray(cosine.score_tokens(model_inputs(items, vocabulary), tokens)), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(cosine.candidate_vectors(tokens)), axis=1), 1.0, rtol=1e-5)
+    # New items known only by text are scored the same way as the table's items.
+    np.testing.assert_allclose(np.asarray(cosine.text_item_vectors(text_table[1:])), np.asarray(cosine.candidate_vectors(tokens)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="score_temperature > 0"):
+        tiny_model(score_temperature=0.0)
 
 
 def test_text_adaptor_mixes_experts() -> None:
@@ -327,8 +348,10 @@ def rule_interactions(users: int, n_items: int, rule: str, seed: int = 0) -> pd.
     return pd.DataFrame(rows, columns=["domain", "user", "item", "timestamp", "split"])
 
 
-@pytest.mark.parametrize("loss, sampler", [("full", "uniform"), ("sampled", "uniform"), ("sampled", "in_batch")])
-def test_training_learns_a_simple_rule(loss: str, sampler: str) -> None:
+@pytest.mark.parametrize(
+    "loss, sampler, temperature", [("full", "uniform", None), ("sampled", "uniform", None), ("sampled", "in_batch", None), ("sampled", "uniform", 0.1)]
+)
+def test_training_learns_a_simple_rule(loss: str, sampler: str, temperature: float | None) -> None:
     """Regression: the Food→Kitchen bench once left every model at the floor; a tiny order rule must be learned."""
     seed_everything(0)
     frame = rule_interactions(users=400, n_items=30, rule="order")
@@ -336,7 +359,7 @@ def test_training_learns_a_simple_rule(loss: str, sampler: str) -> None:
     sequences = user_sequences(frame, vocabulary, domains=("target",), exclude_users=[f"u{user}" for user in range(40)])
     examples = training_examples(sequences, vocabulary, max_length=8, label_domains=("target",))
     test = evaluation_examples(frame, vocabulary, split="test", max_length=8, history_domains=("target",))
-    model = SequenceTransformer(vocabulary.size, 8, width=16, layers=1, heads=2, dropout=0.0)
+    model = SequenceTransformer(vocabulary.size, 8, width=16, layers=1, heads=2, dropout=0.0, score_temperature=temperature)
     settings = TrainingSettings(epochs=6, batch_size=32, learning_rate=1e-2, loss=loss, negatives=16, negative_sampler=sampler)
     history = train_next_item(model, examples, vocabulary, candidate_domain="target", settings=settings)
     assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]

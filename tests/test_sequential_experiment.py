@@ -153,3 +153,18 @@ def test_text_bridge_items_carry_an_id_embedding_only_when_configured(tmp_path: 
     assert (model.item_embedding is not None) is with_ids
     # The id embedding starts at zero, so both variants start from the text alone.
     assert model.adaptor is not None
+
+
+def test_score_temperature_reaches_the_model_and_is_bounded(tmp_path: Path) -> None:
+    from xdt.sequential.data import ItemVocabulary
+    from xdt.sequential.experiment import new_model
+
+    raw = sequential_config(tmp_path, methods=["text_bridge"])
+    raw["sequence"]["score_temperature"] = 0.07
+    vocabulary = ItemVocabulary(3, 4)
+    text = np.random.default_rng(0).normal(size=(vocabulary.size, 5)).astype(np.float32)
+    assert new_model(config_from_dict(raw), vocabulary, text).score_temperature == 0.07
+    assert new_model(config_from_dict(sequential_config(tmp_path)), vocabulary, None).score_temperature is None
+    raw["sequence"]["score_temperature"] = 0
+    with pytest.raises(ConfigError, match=r"sequence\.score_temperature: expected a value >= 0\.001, received 0"):
+        config_from_dict(raw)

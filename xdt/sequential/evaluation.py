@@ -41,7 +41,7 @@ def rank_next_items(
     low, high = vocabulary.token_range(examples.domain)
     n_items = high - low
     if item_vectors is None:
-        item_vectors = model.item_vectors(tf.range(low, high))
+        item_vectors = model.candidate_vectors(tf.range(low, high))
     item_vectors = tf.convert_to_tensor(item_vectors, tf.float32)
     excluded = None
     if candidates is not None:

@@ -200,7 +200,13 @@ def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddi
     from xdt.sequential.transformer import SequenceTransformer
 
     sequence = config.sequence
-    shape = {"width": sequence.width, "layers": sequence.layers, "heads": sequence.heads, "dropout": sequence.dropout}
+    shape = {
+        "width": sequence.width,
+        "layers": sequence.layers,
+        "heads": sequence.heads,
+        "dropout": sequence.dropout,
+        "score_temperature": sequence.score_temperature,
+    }
     if text_embeddings is not None:
         return build_text_bridge(text_embeddings, max_length=sequence.max_length, text_with_ids=sequence.text_with_ids, **shape)
     return SequenceTransformer(vocabulary.size, sequence.max_length, **shape)

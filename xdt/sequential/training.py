@@ -123,12 +123,12 @@ def next_item_loss(
     targets = tf.boolean_mask(labels, labelled)
     if full:
         candidates = tf.range(candidate_low, candidate_high)
-        logits = tf.matmul(hidden, model.item_vectors(candidates, training=training), transpose_b=True)
+        logits = tf.matmul(hidden, model.candidate_vectors(candidates, training=training), transpose_b=True)
         return tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets - candidate_low, logits=logits)
         )
-    positive_logits = tf.reduce_sum(hidden * model.item_vectors(targets, training=training), axis=-1, keepdims=True)
-    negative_logits = tf.matmul(hidden, model.item_vectors(negatives, training=training), transpose_b=True)
+    positive_logits = tf.reduce_sum(hidden * model.candidate_vectors(targets, training=training), axis=-1, keepdims=True)
+    negative_logits = tf.matmul(hidden, model.candidate_vectors(negatives, training=training), transpose_b=True)
     if label_log_q is not None and negative_log_q is not None:
         positive_logits -= tf.boolean_mask(label_log_q, labelled)[:, None]
         negative_logits -= negative_log_q[None, :]

@@ -69,6 +69,12 @@ class SequenceTransformer(keras.Model):
     either a learned id embedding (`text_dim=None`) or, for the text bridge, a frozen table of
     item text embeddings `(vocabulary_size, text_dim)` passed through a learned `TextAdaptor`
     (plus an optional zero-initialised id embedding, `text_with_ids=True`).
+
+    `score_temperature=τ` scores by cosine similarity over τ instead of the dot product: the
+    output state and `candidate_vectors` are L2-normalised and the state divided by τ (UniSRec
+    uses τ = 0.07). A text bridge needs it: with raw dot products every item's score carries its
+    adapted text vector's norm, which the adaptor can grow for whatever titles resemble popular
+    items, so the ranking collapses to one list for every user.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class SequenceTransformer(keras.Model):
         text_dim: int | None = None,
         adaptor_experts: int = 8,
         text_with_ids: bool = False,
+        score_temperature: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,6 +99,8 @@ class SequenceTransformer(keras.Model):
                 raise ValueError(f"Expected {name} >= 1. Received: {name}={value}")
         if layers < 0:
             raise ValueError(f"Expected layers >= 0. Received: layers={layers}")
+        if score_temperature is not None and score_temperature <= 0:
+            raise ValueError(f"Expected score_temperature > 0 or None. Received: score_temperature={score_temperature}")
         self.vocabulary_size = vocabulary_size
         self.max_length = max_length
         self.width = width
@@ -103,6 +112,7 @@ class SequenceTransformer(keras.Model):
         self.text_dim = text_dim
         self.adaptor_experts = adaptor_experts
         self.text_with_ids = text_with_ids
+        self.score_temperature = score_temperature
         self.item_embedding = None
         self.adaptor = None
         if text_dim is None or text_with_ids:
@@ -149,11 +159,18 @@ class SequenceTransformer(keras.Model):
             vectors = embedded if vectors is None else vectors + embedded
         return vectors
 
+    def candidate_vectors(self, tokens: Any, training: bool = False) -> Any:
+        """What the output state is scored against `(*tokens.shape, width)`: `item_vectors`, unit-length under cosine scoring."""
+        return self._scored(self.item_vectors(tokens, training=training))
+
+    def _scored(self, vectors: Any) -> Any:
+        return vectors if self.score_temperature is None else unit_length(vectors)
+
     def text_item_vectors(self, text_embeddings: Any) -> Any:
-        """Representations `(n, width)` of items known only by text embeddings `(n, text_dim)` (new items)."""
+        """Candidate vectors `(n, width)` of items known only by text embeddings `(n, text_dim)` (new items)."""
         if self.adaptor is None:
             raise ValueError("Expected a text-bridge model (text_dim set). Received: text_dim=None")
-        return self.adaptor(ops.convert_to_tensor(text_embeddings, "float32"), training=False)
+        return self._scored(self.adaptor(ops.convert_to_tensor(text_embeddings, "float32"), training=False))
 
     def set_item_text_embeddings(self, text_embeddings: np.ndarray) -> None:
         """Replace the frozen item text table `(vocabulary_size, text_dim)` (row 0 is padding)."""
@@ -167,7 +184,10 @@ class SequenceTransformer(keras.Model):
         self.item_text_embeddings.assign(np.asarray(text_embeddings, dtype=np.float32))
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        """Hidden state `(batch, length, width)` after each position; lengths up to `max_length`."""
+        """Output state `(batch, length, width)` after each position, scored against `candidate_vectors`.
+
+        Lengths up to `max_length`. Under cosine scoring the state is unit length over τ.
+        """
         items = ops.convert_to_tensor(inputs["items"], "int32")
         domains = ops.convert_to_tensor(inputs["domains"], "int32")
         length = ops.shape(items)[1]
@@ -185,7 +205,10 @@ class SequenceTransformer(keras.Model):
         attention_mask = ops.logical_and(causal[None], ops.logical_or(valid[:, None, :], diagonal[None]))
         for block in self.blocks:
             hidden = block(hidden, attention_mask, training=training)
-        return self.output_norm(hidden)
+        hidden = self.output_norm(hidden)
+        if self.score_temperature is None:
+            return hidden
+        return unit_length(hidden) / self.score_temperature
 
     def last_hidden(self, inputs: dict[str, Any], training: bool = False) -> Any:
         """Hidden state `(batch, width)` at the last position (the newest item with left padding)."""
@@ -193,7 +216,7 @@ class SequenceTransformer(keras.Model):
 
     def score_tokens(self, inputs: dict[str, Any], tokens: Any) -> Any:
         """Next-item scores `(batch, n)` of candidate tokens `(n,)` after each sequence."""
-        return ops.matmul(self.last_hidden(inputs), ops.transpose(self.item_vectors(tokens)))
+        return ops.matmul(self.last_hidden(inputs), ops.transpose(self.candidate_vectors(tokens)))
 
     def variable_groups(self) -> dict[str, list[keras.Variable]]:
         """Trainable variables by part, for freeze schedules: items, positions, domains, blocks, output_norm."""
@@ -220,7 +243,13 @@ class SequenceTransformer(keras.Model):
             "text_dim": self.text_dim,
             "adaptor_experts": self.adaptor_experts,
             "text_with_ids": self.text_with_ids,
+            "score_temperature": self.score_temperature,
         }
+
+
+def unit_length(vectors: Any) -> Any:
+    """`vectors / ‖vectors‖` along the last axis (zero vectors stay zero)."""
+    return vectors * ops.rsqrt(ops.maximum(ops.sum(ops.square(vectors), axis=-1, keepdims=True), 1e-12))
 
 
 def parameter_count(model: keras.Model, *, trainable_only: bool = True) -> int:

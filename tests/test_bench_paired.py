@@ -1,0 +1,47 @@
+"""bench/sequential_quality.py's paired comparison: (seed, user) pairs pooled over seeds, on generated rows."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+def load_bench():
+    path = Path(__file__).resolve().parents[1] / "bench" / "sequential_quality.py"
+    spec = importlib.util.spec_from_file_location("sequential_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(setting: str, method: str, values: list[float]) -> dict:
+    return {"setting": setting, "method": method, "test_per_user_ndcg@10": values}
+
+
+def test_paired_comparison_pools_seeds_and_matches_each_model_with_its_baseline() -> None:
+    bench = load_bench()
+    runs = [
+        {"seed": 0, "rows": [
+            row("a: overlap", "seq_transformer (Kitchen only)", [0.0, 1.0, 0.5]),
+            row("a: overlap", "seq_finetune (mixed pretrain → mixed Kitchen fine-tune)", [1.0, 1.0, 0.0]),
+            row("b: no overlap", "seq_transformer (train_B only)", [0.2, 0.2, 0.2]),
+        ]},
+        {"seed": 1, "rows": [
+            row("a: overlap", "seq_transformer (Kitchen only)", [0.0, 0.0, 0.0]),
+            row("a: overlap", "seq_finetune (mixed pretrain → mixed Kitchen fine-tune)", [0.5, 0.0, 0.0]),
+        ]},
+    ]
+    (comparison,) = bench.paired_comparisons(runs)
+    assert comparison["method"] == "seq_finetune (mixed pretrain → mixed Kitchen fine-tune)"
+    assert comparison["baseline"] == "seq_transformer (Kitchen only)"
+    assert comparison["seeds"] == [0, 1]
+    assert comparison["users"] == 6
+    # Differences 1, 0, -0.5, 0.5, 0, 0: mean 1/6; model mean 2.5/6, baseline mean 1.5/6.
+    assert comparison["mean_difference"] == pytest.approx(1 / 6)
+    assert comparison["mean_a"] == pytest.approx(2.5 / 6)
+    assert comparison["mean_b"] == pytest.approx(1.5 / 6)
+    assert comparison["ci_low"] <= 1 / 6 <= comparison["ci_high"]
+    # Part b has a baseline but no text bridge: nothing to compare there.
+    assert not [entry for entry in bench.paired_comparisons(runs) if entry["setting"] == "b: no overlap"]
