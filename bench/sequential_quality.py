@@ -73,6 +73,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
+    parser.add_argument(
+        "--cold-models", default="text_bridge,ids",
+        help="(c) models to fine-tune without the held-out items: text_bridge, ids (the id transformer, which cannot rank them)",
+    )
     parser.add_argument("--parts", default="a,b,c")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -399,7 +403,10 @@ class SequentialBench:
         valid_kitchen = self.evaluation["valid", "kitchen"]
         results = {"held_out_items": int(len(cold_items)), "examples": int(len(examples)), "models": {}}
         results["random"] = {"recall@10 among held-out": 10 / len(cold_items), "recall@10 among all": 10 / self.vocabulary.n_target}
+        chosen = self.arguments.cold_models.split(",")
         for name, text in (("text_bridge", True), ("seq_transformer (ids)", False)):
+            if ("text_bridge" if text else "ids") not in chosen:
+                continue
             seed_everything(seed)
             model = self.new_model(text=text)
             if text and getattr(self, "pretrained_text_weights", None) is not None:
