@@ -68,8 +68,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="text bridges score by cosine / this temperature (UniSRec's 0.07); 0 = dot product",
     )
     parser.add_argument(
-        "--text-variants", default="text,text_ids,text_ids_no_pretrain",
-        help="(b) text bridges to train: text (text only), text_ids (text + in-domain ids), "
+        "--b-models", default="ids,text,text_ids,text_ids_no_pretrain",
+        help="(b) models to train: ids (the id transformer on train_B), text (text-only bridge), text_ids (text + in-domain ids), "
         "text_ids_no_pretrain (the text + ids model trained on train_B alone: the control that tells transfer from text features)",
     )
     parser.add_argument("--cold-fraction", type=float, default=0.1)
@@ -80,12 +80,24 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--parts", default="a,b,c")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge", type=Path, nargs="+",
+        help="train nothing: combine the seeds and rows of earlier sequential_quality.json files into one report under --out",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the parts and seeds asked for; write sequential_quality.{md,json} under --out."""
     arguments = parse_arguments(argv)
+    if arguments.merge:
+        reports = [json.loads(path.read_text()) for path in arguments.merge]
+        header = {key: reports[0][key] for key in ("settings", "text_encoder", "text_encoder_dir", "text_encode_seconds", "machine")}
+        runs = merge_runs([report["runs"] for report in reports])
+        header["settings"] = {**header["settings"], "seeds": ",".join(str(run["seed"]) for run in runs)}
+        header["merged_from"] = [str(path) for path in arguments.merge]
+        write_report(arguments.out, header, runs, sum(report["wall_seconds"] for report in reports))
+        return 0
     if not (arguments.data / "num.txt").is_file():
         print(f"SKIP: LLMCDSR food-kitchen data not found at {arguments.data}")
         return 0
@@ -113,31 +125,34 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = SequentialBench(arguments, interactions, vocabulary, text.embeddings)
     parts = set(arguments.parts.split(","))
-    runs = []
-    for seed in [int(value) for value in arguments.seeds.split(",")]:
-        runs.append(bench.run_seed(seed, parts))
-        # Written after every seed, so a run cut short still leaves the seeds it finished.
-        write_report(arguments, text, encoder_dir, encode_seconds, runs, started)
-    return 0
-
-
-def write_report(arguments: argparse.Namespace, text, encoder_dir: Path | None, encode_seconds: float, runs: list[dict], started: float) -> None:
-    """sequential_quality.{json,md} under --out for the seeds run so far."""
-    report = {
+    header = {
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(arguments).items()},
         "text_encoder": text.encoder_id,
         "text_encoder_dir": str(encoder_dir) if encoder_dir else None,
         "text_encode_seconds": round(encode_seconds, 1),
         "machine": f"{platform.processor() or platform.machine()}, CPU only",
+    }
+    runs = []
+    for seed in [int(value) for value in arguments.seeds.split(",")]:
+        runs.append(bench.run_seed(seed, parts))
+        # Written after every seed, so a run cut short still leaves the seeds it finished.
+        write_report(arguments.out, header, runs, time.perf_counter() - started)
+    return 0
+
+
+def write_report(out: Path, header: dict, runs: list[dict], wall_seconds: float) -> None:
+    """sequential_quality.{json,md} under `out`: `header` (settings, encoder, machine) + the runs so far."""
+    report = {
+        **header,
         "runs": runs,
         "summary": summarise(runs),
         "paired": paired_comparisons(runs),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "wall_seconds": round(wall_seconds, 1),
     }
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "sequential_quality.json").write_text(json.dumps(report, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sequential_quality.json").write_text(json.dumps(report, indent=2))
     markdown = render_markdown(report)
-    (arguments.out / "sequential_quality.md").write_text(markdown)
+    (out / "sequential_quality.md").write_text(markdown)
     print(markdown)
 
 
@@ -297,14 +312,14 @@ class SequentialBench:
             cold_items = np.sort(rng.choice(n_target, size=int(self.arguments.cold_fraction * n_target), replace=False))
         if "b" in parts:
             kitchen_only = self.kitchen_only_users
-            seed_everything(seed)
-            started = time.perf_counter()
-            model = self.new_model(text=False)
-            stage = self.train(model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
-            record("b: no overlap", "seq_transformer (train_B only)", model, [stage], "kitchen", started)
-
+            variants = self.arguments.b_models.split(",")
+            if "ids" in variants:
+                seed_everything(seed)
+                started = time.perf_counter()
+                model = self.new_model(text=False)
+                stage = self.train(model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
+                record("b: no overlap", "seq_transformer (train_B only)", model, [stage], "kitchen", started)
             rows.append(self.title_similarity(seed))
-            variants = self.arguments.text_variants.split(",")
             for key, with_ids, pretrained in (("text", False, True), ("text_ids", True, True), ("text_ids_no_pretrain", True, False)):
                 if key not in variants:
                     continue
@@ -350,14 +365,8 @@ class SequentialBench:
             "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
         }
 
-    def title_similarity(self, seed: int) -> dict:
-        """No training: Kitchen items ranked by the cosine of their title embedding to the last history item's.
-
-        What the text encoder alone knows about the next item: the floor a text bridge must clear.
-        """
-        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
-
-        started = time.perf_counter()
+    def title_similarity_model(self):
+        """A scorer for `evaluate_next_item`: last history item's unit title embedding, and the Kitchen items' ones."""
         norms = np.linalg.norm(self.text_embeddings, axis=1, keepdims=True)
         unit = np.divide(self.text_embeddings, norms, out=np.zeros_like(self.text_embeddings), where=norms > 0)
         low, high = self.vocabulary.token_range("target")
@@ -366,7 +375,18 @@ class SequentialBench:
             def last_hidden(self, inputs):
                 return unit[np.asarray(inputs["items"])[:, -1]]
 
-        per_user = evaluate_next_item(LastItem(), self.evaluation["test", "kitchen"], self.vocabulary, item_vectors=unit[low:high])
+        return LastItem(), unit[low:high]
+
+    def title_similarity(self, seed: int) -> dict:
+        """No training: Kitchen items ranked by the cosine of their title embedding to the last history item's.
+
+        What the text encoder alone knows about the next item: the floor a text bridge must clear.
+        """
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+
+        started = time.perf_counter()
+        model, item_vectors = self.title_similarity_model()
+        per_user = evaluate_next_item(model, self.evaluation["test", "kitchen"], self.vocabulary, item_vectors=item_vectors)
         test = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
         print(f"[seed {seed}] b: no overlap title similarity: {test}", flush=True)
         return {
@@ -409,6 +429,15 @@ class SequentialBench:
         valid_kitchen = self.evaluation["valid", "kitchen"]
         results = {"held_out_items": int(len(cold_items)), "examples": int(len(examples)), "models": {}}
         results["random"] = {"recall@10 among held-out": 10 / len(cold_items), "recall@10 among all": 10 / self.vocabulary.n_target}
+        similarity, title_vectors = self.title_similarity_model()
+        among_cold = mean_metrics(evaluate_next_item(similarity, examples, self.vocabulary, candidates=cold_items, item_vectors=title_vectors))
+        among_all = mean_metrics(evaluate_next_item(similarity, examples, self.vocabulary, item_vectors=title_vectors))
+        results["models"]["title similarity to the last item (no training)"] = {
+            "recall@10 among held-out": round(among_cold["recall@10"], 5),
+            "ndcg@10 among held-out": round(among_cold["ndcg@10"], 5),
+            "recall@10 among all": round(among_all["recall@10"], 5),
+            "mrr among all": round(among_all["mrr"], 5),
+        }
         chosen = self.arguments.cold_models.split(",")
         for name, text in (("text_bridge", True), ("seq_transformer (ids)", False)):
             if ("text_bridge" if text else "ids") not in chosen:
@@ -448,6 +477,31 @@ class SequentialBench:
             print(f"[seed {seed}] c: cold items {name}: {results['models'][name]}", flush=True)
         results["wall_seconds"] = round(time.perf_counter() - started, 1)
         return results
+
+
+def merge_runs(run_lists: list[list[dict]]) -> list[dict]:
+    """One run per seed (ascending) holding every row of that seed from all lists.
+
+    A (setting, method, input) row found in several lists must have identical test metrics — the
+    bench is deterministic for a seed, so a mismatch means the files come from different code or
+    settings and must not be mixed. Part (c)'s results come from the first list that has them.
+    """
+    merged: dict[int, dict] = {}
+    for runs in run_lists:
+        for run in runs:
+            target = merged.setdefault(run["seed"], {"seed": run["seed"], "rows": [], "cold_items": None})
+            known = {(row["setting"], row["method"], row["input"]): row for row in target["rows"]}
+            for row in run["rows"]:
+                key = (row["setting"], row["method"], row["input"])
+                if key not in known:
+                    target["rows"].append(row)
+                elif known[key]["test"] != row["test"]:
+                    raise ValueError(
+                        f"Expected identical results for seed {run['seed']} {key} in every merged file. "
+                        f"Received: {known[key]['test']} and {row['test']}"
+                    )
+            target["cold_items"] = target["cold_items"] or run.get("cold_items")
+    return [merged[seed] for seed in sorted(merged)]
 
 
 def summarise(runs: list[dict]) -> list[dict]:

@@ -45,3 +45,18 @@ def test_paired_comparison_pools_seeds_and_matches_each_model_with_its_baseline(
     assert comparison["ci_low"] <= 1 / 6 <= comparison["ci_high"]
     # Part b has a baseline but no text bridge: nothing to compare there.
     assert not [entry for entry in bench.paired_comparisons(runs) if entry["setting"] == "b: no overlap"]
+
+
+def test_merge_runs_combines_rows_by_seed_and_refuses_disagreeing_duplicates() -> None:
+    bench = load_bench()
+    baseline = {**row("b: no overlap", "seq_transformer (train_B only)", [0.5]), "input": "kitchen", "test": {"ndcg@10": 0.5}}
+    control = {**row("b: no overlap", "control", [0.25]), "input": "kitchen", "test": {"ndcg@10": 0.25}}
+    first = [{"seed": 1, "rows": [baseline], "cold_items": None}, {"seed": 0, "rows": [baseline], "cold_items": None}]
+    second = [{"seed": 0, "rows": [baseline, control], "cold_items": {"examples": 3}}]
+    merged = bench.merge_runs([first, second])
+    assert [run["seed"] for run in merged] == [0, 1]
+    assert [entry["method"] for entry in merged[0]["rows"]] == ["seq_transformer (train_B only)", "control"]
+    assert merged[0]["cold_items"] == {"examples": 3} and merged[1]["cold_items"] is None
+    changed = {**baseline, "test": {"ndcg@10": 0.4}}
+    with pytest.raises(ValueError, match=r"Expected identical results for seed 0 .*0\.5.*0\.4"):
+        bench.merge_runs([first, [{"seed": 0, "rows": [changed]}]])
