@@ -32,6 +32,7 @@ bench: install ## Benchmarks on ../shared/data and synthetic scale data (tables 
 	$(BIN)/python bench/data_report.py --json bench/results/data_report.json
 	$(BIN)/python bench/eval_speed.py
 	$(BIN)/python bench/prepare_scale.py
+	$(BIN)/python bench/sequence_scale.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/douban_rating.py
 	$(BIN)/python bench/sequential_quality.py --parts b,c  # part a runs inside quality.py, next to the id-based methods
