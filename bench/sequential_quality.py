@@ -78,6 +78,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--cold-models", default="text_bridge,ids",
         help="(c) models to fine-tune without the held-out items: text_bridge, ids (the id transformer, which cannot rank them)",
     )
+    parser.add_argument(
+        "--complementarity", action="store_true",
+        help="(a) also train a second Kitchen-only model (seed + 1000) and compare score-sum ensembles: Kitchen-only + seq_finetune "
+        "against two Kitchen-only seeds; the first can only win if the pretrained model knows something the target-only one does not",
+    )
     parser.add_argument("--parts", default="a,b,c")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -291,6 +296,7 @@ class SequentialBench:
             model = self.new_model(text=False)
             stage = self.train(model, self.examples("kitchen", None, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
             record("a: overlap", "seq_transformer (Kitchen only)", model, [stage], "kitchen", started)
+            kitchen_model = model
 
             seed_everything(seed)
             started = time.perf_counter()
@@ -304,6 +310,13 @@ class SequentialBench:
                 model, self.examples("mixed", None, "target"), "target", seed, epochs=epochs, validation=valid_mixed, freeze=True
             )
             record("a: overlap", f"seq_finetune ({label} → mixed Kitchen fine-tune)", model, [pretrain, stage], "mixed", started)
+            if self.arguments.complementarity:
+                finetuned = model
+                seed_everything(seed + 1000)
+                other = self.new_model(text=False)
+                self.train(other, self.examples("kitchen", None, "target"), "target", seed + 1000, epochs=epochs, validation=valid_kitchen)
+                rows.append(self.ensemble(seed, ENSEMBLE_TARGET_ONLY, [(kitchen_model, "kitchen"), (other, "kitchen")]))
+                rows.append(self.ensemble(seed, ENSEMBLE_WITH_TRANSFER, [(kitchen_model, "kitchen"), (finetuned, "mixed")]))
 
         cold_items = None
         if "b" in parts or "c" in parts:
@@ -361,6 +374,36 @@ class SequentialBench:
         print(f"[seed {seed}] a: overlap popularity: {test}", flush=True)
         return {
             "seed": seed, "setting": "a: overlap", "method": "popularity (train Kitchen counts)", "input": "kitchen",
+            "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
+            "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
+        }
+
+    def ensemble(self, seed: int, method: str, members: list) -> dict:
+        """Test metrics of the sum of members' per-user standardised Kitchen scores; members: (model, history view)."""
+        import tensorflow as tf
+
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+
+        started = time.perf_counter()
+        views = {view for _, view in members}
+        users = [self.evaluation["test", view].users for view in views]
+        if any(not np.array_equal(users[0], other) for other in users[1:]):
+            raise ValueError(f"Expected the same test users in the same order in every history view. Received views {sorted(views)}")
+        candidates = tf.range(*self.vocabulary.token_range("target"))
+
+        def batch_scores(start: int, stop: int) -> np.ndarray:
+            total = 0.0
+            for model, view in members:
+                examples = self.evaluation["test", view]
+                scores = np.asarray(model.score_tokens({"items": examples.items[start:stop], "domains": examples.domains[start:stop]}, candidates))
+                total = total + (scores - scores.mean(axis=1, keepdims=True)) / scores.std(axis=1, keepdims=True)
+            return total
+
+        per_user = evaluate_next_item(None, self.evaluation["test", "kitchen"], self.vocabulary, batch_scores=batch_scores)
+        test = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
+        print(f"[seed {seed}] a: overlap {method}: {test}", flush=True)
+        return {
+            "seed": seed, "setting": "a: overlap", "method": method, "input": "+".join(view for _, view in members),
             "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
             "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
         }
@@ -528,10 +571,13 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 NO_PRETRAINING = "text + in-domain ids model, no pretraining (train_B only)"
+ENSEMBLE_TARGET_ONLY = "ensemble: Kitchen-only + Kitchen-only (seed + 1000)"
+ENSEMBLE_WITH_TRANSFER = "ensemble: Kitchen-only + seq_finetune"
 # (setting, method prefix of the transfer model, baseline method): the quality bars' comparisons,
 # and whether Food pretraining is what helps the text + ids bridge (against the same model without it).
 PAIRS = (
     ("a: overlap", "seq_finetune", "seq_transformer (Kitchen only)"),
+    ("a: overlap", ENSEMBLE_WITH_TRANSFER, ENSEMBLE_TARGET_ONLY),
     ("b: no overlap", "text_bridge, text only", "seq_transformer (train_B only)"),
     ("b: no overlap", "text_bridge, text + in-domain ids", "seq_transformer (train_B only)"),
     ("b: no overlap", "text_bridge, text + in-domain ids", NO_PRETRAINING),

@@ -318,6 +318,35 @@ def test_evaluation_masks_history_but_not_a_repeated_target() -> None:
     assert cold[0].shape == (1, 1)
 
 
+def test_evaluation_ranks_scores_computed_elsewhere_with_the_same_masking() -> None:
+    vocabulary = ItemVocabulary(0, 4)
+    frame = pd.DataFrame(
+        {
+            "domain": ["target"] * 6,
+            "user": ["a", "a", "a", "b", "b", "b"],
+            "item": [0, 2, 1, 3, 3, 0],
+            "timestamp": [0, 1, 2, 0, 1, 2],
+            "split": ["train", "train", "test", "train", "train", "test"],
+        }
+    )
+    examples = evaluation_examples(frame, vocabulary, split="test", max_length=MAX_LENGTH)
+    # User a: history {0, 2} masked, target 1 scores 0.5 under item 3's 0.9 → rank 2.
+    # User b: history {3} masked, target 0 scores 0.2 under items 1 (0.7) and 2 (0.4) → rank 3.
+    scores = np.array([[5.0, 0.5, 9.0, 0.9], [0.2, 0.7, 0.4, 9.0]])
+    seen_batches = []
+
+    def batch_scores(start: int, stop: int) -> np.ndarray:
+        seen_batches.append((start, stop))
+        return scores[start:stop]
+
+    per_user = evaluate_next_item(None, examples, vocabulary, ks=(1, 3), batch_size=1, batch_scores=batch_scores)
+    assert seen_batches == [(0, 1), (1, 2)]
+    assert per_user["user"].tolist() == ["a", "b"]
+    assert per_user["rank"].tolist() == [2, 3]
+    np.testing.assert_allclose(per_user["ndcg@3"], [1 / np.log2(3), 1 / np.log2(4)])
+    assert per_user["recall@1"].tolist() == [0.0, 0.0]
+
+
 def test_parameter_count_scales_with_width() -> None:
     small = tiny_model(1000)
     small.build()

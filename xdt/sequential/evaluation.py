@@ -11,7 +11,7 @@ Recall@k equals HR@k.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,18 +31,23 @@ def rank_next_items(
     batch_size: int = 256,
     candidates: np.ndarray | None = None,
     item_vectors: np.ndarray | None = None,
+    batch_scores: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k items `(n, k)` (per-domain indices, seen items excluded) and the target's 1-based rank `(n,)`.
 
     `candidates`: restrict the ranking to these per-domain item indices (e.g. held-out cold
     items); `item_vectors` `(n_items, width)`: score against these instead of the model's own
-    item representations (e.g. `model.text_item_vectors` of texts the model never saw).
+    item representations (e.g. `model.text_item_vectors` of texts the model never saw);
+    `batch_scores(start, stop)` `(stop - start, n_items)`: the scores of examples start..stop-1
+    computed elsewhere, e.g. an ensemble of models reading different history views of the same
+    users (`model` is then unused).
     """
     low, high = vocabulary.token_range(examples.domain)
     n_items = high - low
-    if item_vectors is None:
-        item_vectors = model.candidate_vectors(tf.range(low, high))
-    item_vectors = tf.convert_to_tensor(item_vectors, tf.float32)
+    if batch_scores is None:
+        if item_vectors is None:
+            item_vectors = model.candidate_vectors(tf.range(low, high))
+        item_vectors = tf.convert_to_tensor(item_vectors, tf.float32)
     excluded = None
     if candidates is not None:
         excluded = np.ones(n_items, dtype=bool)
@@ -53,8 +58,11 @@ def rank_next_items(
     ranks = np.zeros(len(examples), dtype=np.int64)
     for start in range(0, len(examples), batch_size):
         stop = min(start + batch_size, len(examples))
-        hidden = model.last_hidden({"items": examples.items[start:stop], "domains": examples.domains[start:stop]})
-        scores = tf.matmul(hidden, item_vectors, transpose_b=True).numpy()
+        if batch_scores is None:
+            hidden = model.last_hidden({"items": examples.items[start:stop], "domains": examples.domains[start:stop]})
+            scores = tf.matmul(hidden, item_vectors, transpose_b=True).numpy()
+        else:
+            scores = np.array(batch_scores(start, stop), dtype=np.float32)
         if excluded is not None:
             scores[:, excluded] = -np.inf
         for row, index in enumerate(range(start, stop)):
@@ -76,10 +84,12 @@ def evaluate_next_item(
     batch_size: int = 256,
     candidates: np.ndarray | None = None,
     item_vectors: np.ndarray | None = None,
+    batch_scores: Callable[[int, int], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Per-user metrics: user, cohort, rank, ndcg@k, recall@k, hr@k, precision@k for each k, and mrr."""
     top_items, ranks = rank_next_items(
-        model, examples, vocabulary, k=max(ks), batch_size=batch_size, candidates=candidates, item_vectors=item_vectors
+        model, examples, vocabulary, k=max(ks), batch_size=batch_size, candidates=candidates, item_vectors=item_vectors,
+        batch_scores=batch_scores,
     )
     relevant = [np.array([target]) for target in examples.targets]
     metrics = ranking_metrics_at_k(hit_matrix(top_items, relevant), np.ones(len(examples), dtype=np.int64), ks)
