@@ -72,8 +72,11 @@ class RecommendModule(tf.Module):
                 tf.debugging.Assert(tf.size(unknown) == 0, ["Unknown user ids (in neither domain):", unknown], summarize=5),
                 tf.debugging.Assert(k >= 1, ["Expected k >= 1. Received: k=", k]),
             ]
+            # Every use of the indices waits for the checks: an op outside this block (the seen-items
+            # gather did) may run first and fail on index -1 with a message that names no user.
             with tf.control_dependencies(checks):
-                scores = tf.cast(score_all(tf.cast(indices, tf.int32)), tf.float32)
+                indices = tf.identity(indices)
+            scores = tf.cast(score_all(tf.cast(indices, tf.int32)), tf.float32)
             seen_rows = tf.gather(tf.RaggedTensor.from_row_splits(self.seen_items, self.seen_row_splits, validate=False), indices)
             coordinates = tf.stack([seen_rows.value_rowids(), seen_rows.flat_values], axis=1)
             scores = tf.tensor_scatter_nd_update(scores, coordinates, tf.fill([tf.shape(coordinates)[0]], -np.inf))
