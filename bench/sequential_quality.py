@@ -678,6 +678,22 @@ def render_markdown(report: dict) -> str:
                 f"| {name} | {values['recall@10 among held-out']:.4f} | {values['ndcg@10 among held-out']:.4f} | "
                 f"{values['recall@10 among all']:.4f} | {values['mrr among all']:.4f} |"
             )
+    cold_runs = [run for run in report["runs"] if run.get("cold_items")]
+    if len(cold_runs) > 1:
+        lines += [
+            "",
+            f"## c: cold items, mean ± std over seeds {', '.join(str(run['seed']) for run in cold_runs)}",
+            "",
+            "| model | Recall@10 among held-out | NDCG@10 among held-out |",
+            "|---|---|---|",
+            f"| random | {cold_runs[0]['cold_items']['random']['recall@10 among held-out']:.4f} | |",
+        ]
+        for name in cold_runs[0]["cold_items"]["models"]:
+            cells = []
+            for metric in ("recall@10 among held-out", "ndcg@10 among held-out"):
+                values = np.array([run["cold_items"]["models"][name][metric] for run in cold_runs if name in run["cold_items"]["models"]])
+                cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 

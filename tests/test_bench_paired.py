@@ -60,3 +60,23 @@ def test_merge_runs_combines_rows_by_seed_and_refuses_disagreeing_duplicates() -
     changed = {**baseline, "test": {"ndcg@10": 0.4}}
     with pytest.raises(ValueError, match=r"Expected identical results for seed 0 .*0\.5.*0\.4"):
         bench.merge_runs([first, [{"seed": 0, "rows": [changed]}]])
+
+
+def test_cold_item_tables_end_with_the_mean_over_seeds() -> None:
+    bench = load_bench()
+
+    def cold(recall: float) -> dict:
+        return {
+            "held_out_items": 10, "examples": 4,
+            "random": {"recall@10 among held-out": 1.0, "recall@10 among all": 0.1},
+            "models": {"text_bridge": {"recall@10 among held-out": recall, "ndcg@10 among held-out": recall / 2,
+                                       "recall@10 among all": 0.0, "mrr among all": 0.0}},
+        }
+
+    settings = {"seeds": "0,1", "width": 8, "layers": 1, "heads": 2, "max_length": 6, "batch_size": 4, "loss": "full",
+                "learning_rate": 0.01, "epochs": 1, "pretrain_epochs": 1, "freeze_epochs": 0, "text_temperature": 0.0}
+    report = {"settings": settings, "text_encoder": "hashed", "text_encode_seconds": 0.0, "machine": "test", "wall_seconds": 1.0,
+              "summary": [], "paired": [], "runs": [{"seed": 0, "rows": [], "cold_items": cold(0.2)}, {"seed": 1, "rows": [], "cold_items": cold(0.4)}]}
+    markdown = bench.render_markdown(report)
+    assert "## c: cold items, mean ± std over seeds 0, 1" in markdown
+    assert "| text_bridge | 0.3000 ± 0.1000 | 0.1500 ± 0.0500 |" in markdown
