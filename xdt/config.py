@@ -275,8 +275,7 @@ class SequenceConfig:
     # text_bridge items: adaptor(text) only (any item with a title can be scored, brand-new ones
     # included), or plus a zero-initialised id embedding learned for the items seen in training.
     text_with_ids: bool = False
-    # null: score next items by the dot product; τ: by cosine similarity / τ (UniSRec: 0.07). A
-    # text-only text_bridge needs it (with dot products it ranks every user's items alike).
+    # null: score next items by the dot product; τ: by cosine similarity / τ (UniSRec: 0.07).
     score_temperature: float | None = field(default=None, metadata=at_least(0.001))
 
 

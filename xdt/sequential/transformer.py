@@ -72,9 +72,7 @@ class SequenceTransformer(keras.Model):
 
     `score_temperature=τ` scores by cosine similarity over τ instead of the dot product: the
     output state and `candidate_vectors` are L2-normalised and the state divided by τ (UniSRec
-    uses τ = 0.07). A text bridge needs it: with raw dot products every item's score carries its
-    adapted text vector's norm, which the adaptor can grow for whatever titles resemble popular
-    items, so the ranking collapses to one list for every user.
+    uses τ = 0.07), so no item wins by the norm of its vector alone.
     """
 
     def __init__(
