@@ -261,11 +261,10 @@ class SequentialBench:
 
     def test(self, model, history_view: str) -> tuple[dict, list[float]]:
         """Mean test metrics and per-user NDCG@10 (test users in a fixed order, for paired comparisons)."""
-        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.evaluation import evaluate_next_item
 
         per_user = evaluate_next_item(model, self.evaluation["test", history_view], self.vocabulary)
-        means = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
-        return means, [round(float(value), 6) for value in per_user["ndcg@10"]]
+        return rounded_means(per_user), [round(float(value), 6) for value in per_user["ndcg@10"]]
 
     def run_seed(self, seed: int, parts: set[str]) -> dict:
         from xdt.sequential.training import seed_everything
@@ -358,7 +357,7 @@ class SequentialBench:
 
     def popularity(self, seed: int) -> dict:
         """Most-interacted Kitchen items of the training users (history items excluded), on the same test users."""
-        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.evaluation import evaluate_next_item
 
         started = time.perf_counter()
         counts = np.bincount(self.vocabulary.items("target", self.sequences["kitchen"].tokens), minlength=self.vocabulary.n_target)
@@ -370,19 +369,13 @@ class SequentialBench:
                 return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(inputs["items"]), 1))
 
         per_user = evaluate_next_item(Constant(), self.evaluation["test", "kitchen"], self.vocabulary, item_vectors=vectors)
-        test = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
-        print(f"[seed {seed}] a: overlap popularity: {test}", flush=True)
-        return {
-            "seed": seed, "setting": "a: overlap", "method": "popularity (train Kitchen counts)", "input": "kitchen",
-            "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
-            "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
-        }
+        return untrained_row(seed, "a: overlap", "popularity (train Kitchen counts)", "kitchen", per_user, started)
 
     def ensemble(self, seed: int, method: str, members: list) -> dict:
         """Test metrics of the sum of members' per-user standardised Kitchen scores; members: (model, history view)."""
         import tensorflow as tf
 
-        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.evaluation import evaluate_next_item
 
         started = time.perf_counter()
         views = {view for _, view in members}
@@ -400,13 +393,7 @@ class SequentialBench:
             return total
 
         per_user = evaluate_next_item(None, self.evaluation["test", "kitchen"], self.vocabulary, batch_scores=batch_scores)
-        test = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
-        print(f"[seed {seed}] a: overlap {method}: {test}", flush=True)
-        return {
-            "seed": seed, "setting": "a: overlap", "method": method, "input": "+".join(view for _, view in members),
-            "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
-            "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
-        }
+        return untrained_row(seed, "a: overlap", method, "+".join(view for _, view in members), per_user, started)
 
     def title_similarity_model(self):
         """A scorer for `evaluate_next_item`: last history item's unit title embedding, and the Kitchen items' ones."""
@@ -425,18 +412,12 @@ class SequentialBench:
 
         What the text encoder alone knows about the next item: the floor a text bridge must clear.
         """
-        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.evaluation import evaluate_next_item
 
         started = time.perf_counter()
         model, item_vectors = self.title_similarity_model()
         per_user = evaluate_next_item(model, self.evaluation["test", "kitchen"], self.vocabulary, item_vectors=item_vectors)
-        test = {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
-        print(f"[seed {seed}] b: no overlap title similarity: {test}", flush=True)
-        return {
-            "seed": seed, "setting": "b: no overlap", "method": "title similarity to the last item (text encoder, no training)",
-            "input": "kitchen", "parameters": 0, "stages": [], "test": test, "wall_seconds": round(time.perf_counter() - started, 1),
-            "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
-        }
+        return untrained_row(seed, "b: no overlap", "title similarity to the last item (text encoder, no training)", "kitchen", per_user, started)
 
     def cold_items(self, seed: int, cold_items: np.ndarray) -> dict:
         """Fine-tune the Food-pretrained text bridge (and an id model) on train_B without `cold_items`; rank them."""
@@ -520,6 +501,24 @@ class SequentialBench:
             print(f"[seed {seed}] c: cold items {name}: {results['models'][name]}", flush=True)
         results["wall_seconds"] = round(time.perf_counter() - started, 1)
         return results
+
+
+def rounded_means(per_user) -> dict:
+    """`mean_metrics` of per-user results, floats rounded to 5 digits."""
+    from xdt.sequential.evaluation import mean_metrics
+
+    return {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
+
+
+def untrained_row(seed: int, setting: str, method: str, history_view: str, per_user, started: float) -> dict:
+    """The result row of a scorer with no trained parameters of its own (popularity, title similarity, ensembles)."""
+    test = rounded_means(per_user)
+    print(f"[seed {seed}] {setting} {method}: {test}", flush=True)
+    return {
+        "seed": seed, "setting": setting, "method": method, "input": history_view, "parameters": 0, "stages": [], "test": test,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "test_per_user_ndcg@10": [round(float(value), 6) for value in per_user["ndcg@10"]],
+    }
 
 
 def merge_runs(run_lists: list[list[dict]]) -> list[dict]:
