@@ -419,10 +419,22 @@ class SequentialBench:
         per_user = evaluate_next_item(model, self.evaluation["test", "kitchen"], self.vocabulary, item_vectors=item_vectors)
         return untrained_row(seed, "b: no overlap", "title similarity to the last item (text encoder, no training)", "kitchen", per_user, started)
 
+    def cold_item_metrics(self, model, examples, cold_items: np.ndarray, item_vectors: np.ndarray | None = None) -> dict:
+        """Recall/NDCG@10 ranking only the held-out items, and Recall@10/MRR ranking every Kitchen item."""
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+
+        among_cold = mean_metrics(evaluate_next_item(model, examples, self.vocabulary, candidates=cold_items, item_vectors=item_vectors))
+        among_all = mean_metrics(evaluate_next_item(model, examples, self.vocabulary, item_vectors=item_vectors))
+        return {
+            "recall@10 among held-out": round(among_cold["recall@10"], 5),
+            "ndcg@10 among held-out": round(among_cold["ndcg@10"], 5),
+            "recall@10 among all": round(among_all["recall@10"], 5),
+            "mrr among all": round(among_all["mrr"], 5),
+        }
+
     def cold_items(self, seed: int, cold_items: np.ndarray) -> dict:
         """Fine-tune the Food-pretrained text bridge (and an id model) on train_B without `cold_items`; rank them."""
         from xdt.sequential.data import EvaluationExamples, keep_sequences, left_pad
-        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
         from xdt.sequential.training import seed_everything
 
         started = time.perf_counter()
@@ -454,14 +466,9 @@ class SequentialBench:
         results = {"held_out_items": int(len(cold_items)), "examples": int(len(examples)), "models": {}}
         results["random"] = {"recall@10 among held-out": 10 / len(cold_items), "recall@10 among all": 10 / self.vocabulary.n_target}
         similarity, title_vectors = self.title_similarity_model()
-        among_cold = mean_metrics(evaluate_next_item(similarity, examples, self.vocabulary, candidates=cold_items, item_vectors=title_vectors))
-        among_all = mean_metrics(evaluate_next_item(similarity, examples, self.vocabulary, item_vectors=title_vectors))
-        results["models"]["title similarity to the last item (no training)"] = {
-            "recall@10 among held-out": round(among_cold["recall@10"], 5),
-            "ndcg@10 among held-out": round(among_cold["ndcg@10"], 5),
-            "recall@10 among all": round(among_all["recall@10"], 5),
-            "mrr among all": round(among_all["mrr"], 5),
-        }
+        results["models"]["title similarity to the last item (no training)"] = self.cold_item_metrics(
+            similarity, examples, cold_items, item_vectors=title_vectors
+        )
         chosen = self.arguments.cold_models.split(",")
         for name, text in (("text_bridge", True), ("seq_transformer (ids)", False)):
             if ("text_bridge" if text else "ids") not in chosen:
@@ -489,15 +496,7 @@ class SequentialBench:
             )
             if text:
                 model.set_item_text_embeddings(self.text_embeddings)
-            among_cold = mean_metrics(evaluate_next_item(model, examples, self.vocabulary, candidates=cold_items))
-            among_all = mean_metrics(evaluate_next_item(model, examples, self.vocabulary))
-            results["models"][name] = {
-                "recall@10 among held-out": round(among_cold["recall@10"], 5),
-                "ndcg@10 among held-out": round(among_cold["ndcg@10"], 5),
-                "recall@10 among all": round(among_all["recall@10"], 5),
-                "mrr among all": round(among_all["mrr"], 5),
-                "stage": stage,
-            }
+            results["models"][name] = {**self.cold_item_metrics(model, examples, cold_items), "stage": stage}
             print(f"[seed {seed}] c: cold items {name}: {results['models'][name]}", flush=True)
         results["wall_seconds"] = round(time.perf_counter() - started, 1)
         return results
