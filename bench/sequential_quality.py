@@ -5,8 +5,9 @@
 (a) overlapping users (LLMCDSR protocol): a transformer trained on Kitchen sequences only
     (Kitchen history in, Kitchen next item out) vs seq_finetune: pretrained (--pretrain-on mixed:
     every training user's mixed Food + Kitchen sequences with both domains' labels; source: Food
-    sequences, Food labels), then fine-tuned on the mixed sequences with Kitchen labels (mixed
-    history in). Popularity on the same users; the id-based methods of bench/quality.py on the
+    sequences, Food labels; target, the control: Kitchen sequences, Kitchen labels), then fine-tuned
+    on the mixed sequences with Kitchen labels (mixed history in) and, from the same pretraining, on
+    Kitchen sequences (Kitchen history in, the Kitchen-only model's input). Popularity on the same users; the id-based methods of bench/quality.py on the
     same 637 test users come from `bench/quality.py --datasets llmcdsr-food-kitchen`.
 (b) no overlap: pretrain only on Food-only users (train_A), fine-tune only on Kitchen-only
     users (train_B); text_bridge (text only, and text + in-domain ids) vs an id-based
@@ -46,8 +47,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=30, help="max epochs per training stage (early stopping on valid NDCG@10)")
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument(
-        "--pretrain-on", choices=("source", "mixed"), default="mixed",
-        help="(a) seq_finetune pretraining: Food sequences with Food labels, or every training user's mixed sequences with both domains' labels",
+        "--pretrain-on", choices=("source", "mixed", "target"), default="mixed",
+        help="(a) seq_finetune pretraining: Food sequences with Food labels, every training user's mixed sequences with both domains' "
+        "labels, or (target, the control) Kitchen sequences with Kitchen labels: the same schedule with no Food in it",
     )
     parser.add_argument("--freeze-epochs", type=int, default=1, help="fine-tuning epochs with blocks and positions frozen")
     parser.add_argument("--width", type=int, default=64)
@@ -71,6 +73,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--b-models", default="ids,text,text_ids,text_ids_no_pretrain",
         help="(b) models to train: ids (the id transformer on train_B), text (text-only bridge), text_ids (text + in-domain ids), "
         "text_ids_no_pretrain (the text + ids model trained on train_B alone: the control that tells transfer from text features)",
+    )
+    parser.add_argument(
+        "--a-models", default="finetune,finetune_kitchen",
+        help="(a) transfer models next to the Kitchen-only transformer, both from one mixed (or --pretrain-on source) pretraining: "
+        "finetune (fine-tuned on mixed sequences, mixed history in), finetune_kitchen (fine-tuned on Kitchen sequences, Kitchen "
+        "history in: the Kitchen-only model's input, so only the pretraining differs)",
     )
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
@@ -271,7 +279,7 @@ class SequentialBench:
         from xdt.sequential.transformer import parameter_count
 
         rows, cold = [], None
-        valid_kitchen, valid_mixed = self.evaluation["valid", "kitchen"], self.evaluation["valid", "mixed"]
+        valid_kitchen = self.evaluation["valid", "kitchen"]
         epochs, pretrain_epochs = self.arguments.epochs, self.arguments.pretrain_epochs
 
         def record(setting: str, method: str, model, stages: list[dict], history_view: str, started: float) -> None:
@@ -297,25 +305,41 @@ class SequentialBench:
             record("a: overlap", "seq_transformer (Kitchen only)", model, [stage], "kitchen", started)
             kitchen_model = model
 
-            seed_everything(seed)
-            started = time.perf_counter()
-            model = self.new_model(text=False)
-            if self.arguments.pretrain_on == "mixed":
-                pretrain_examples, pretrain_labels, label = self.examples("mixed", None, "all"), "all", "mixed pretrain (Food + Kitchen labels)"
-            else:
-                pretrain_examples, pretrain_labels, label = self.examples("food", None, "source"), "source", "Food pretrain"
-            pretrain = self.train(model, pretrain_examples, pretrain_labels, seed, epochs=pretrain_epochs)
-            stage = self.train(
-                model, self.examples("mixed", None, "target"), "target", seed, epochs=epochs, validation=valid_mixed, freeze=True
-            )
-            record("a: overlap", f"seq_finetune ({label} → mixed Kitchen fine-tune)", model, [pretrain, stage], "mixed", started)
+            a_models = [name for name in self.arguments.a_models.split(",") if name]
+            finetuned = {}
+            if a_models:
+                seed_everything(seed)
+                started = time.perf_counter()
+                model = self.new_model(text=False)
+                pretrain_view, pretrain_labels, label = PRETRAINING[self.arguments.pretrain_on]
+                pretrain_examples = self.examples(pretrain_view, None, pretrain_labels)
+                pretrain = self.train(model, pretrain_examples, pretrain_labels, seed, epochs=pretrain_epochs)
+                pretrained_weights, pretrain_seconds = model.get_weights(), time.perf_counter() - started
+            for key, view, method in (
+                ("finetune", "mixed", f"{FINETUNE_MIXED} ({label} → mixed Kitchen fine-tune)"),
+                ("finetune_kitchen", "kitchen", f"{FINETUNE_KITCHEN} ({label} → Kitchen fine-tune)"),
+            ):
+                if key not in a_models:
+                    continue
+                seed_everything(seed)
+                started = time.perf_counter() - pretrain_seconds
+                model = self.new_model(text=False)
+                model.build()
+                model.set_weights(pretrained_weights)
+                stage = self.train(
+                    model, self.examples(view, None, "target"), "target", seed, epochs=epochs,
+                    validation=self.evaluation["valid", view], freeze=True,
+                )
+                record("a: overlap", method, model, [pretrain, stage], view, started)
+                finetuned[key] = model
             if self.arguments.complementarity:
-                finetuned = model
+                if "finetune" not in finetuned:
+                    raise ValueError(f"Expected --a-models to include finetune with --complementarity. Received: {self.arguments.a_models!r}")
                 seed_everything(seed + 1000)
                 other = self.new_model(text=False)
                 self.train(other, self.examples("kitchen", None, "target"), "target", seed + 1000, epochs=epochs, validation=valid_kitchen)
                 rows.append(self.ensemble(seed, ENSEMBLE_TARGET_ONLY, [(kitchen_model, "kitchen"), (other, "kitchen")]))
-                rows.append(self.ensemble(seed, ENSEMBLE_WITH_TRANSFER, [(kitchen_model, "kitchen"), (finetuned, "mixed")]))
+                rows.append(self.ensemble(seed, ENSEMBLE_WITH_TRANSFER, [(kitchen_model, "kitchen"), (finetuned["finetune"], "mixed")]))
 
         cold_items = None
         if "b" in parts or "c" in parts:
@@ -568,13 +592,26 @@ def summarise(runs: list[dict]) -> list[dict]:
     return summary
 
 
+# --pretrain-on → (sequence view, label domain, label in the method name).
+PRETRAINING = {
+    "mixed": ("mixed", "all", "mixed pretrain (Food + Kitchen labels)"),
+    "source": ("food", "source", "Food pretrain"),
+    "target": ("kitchen", "target", "Kitchen pretrain, no Food"),
+}
+FINETUNE_MIXED = "seq_finetune"
+FINETUNE_KITCHEN = "seq_finetune, Kitchen history"
 NO_PRETRAINING = "text + in-domain ids model, no pretraining (train_B only)"
 ENSEMBLE_TARGET_ONLY = "ensemble: Kitchen-only + Kitchen-only (seed + 1000)"
 ENSEMBLE_WITH_TRANSFER = "ensemble: Kitchen-only + seq_finetune"
 # (setting, method prefix of the transfer model, baseline method): the quality bars' comparisons,
 # and whether Food pretraining is what helps the text + ids bridge (against the same model without it).
 PAIRS = (
-    ("a: overlap", "seq_finetune", "seq_transformer (Kitchen only)"),
+    ("a: overlap", FINETUNE_MIXED + " (", "seq_transformer (Kitchen only)"),
+    ("a: overlap", FINETUNE_KITCHEN + " (mixed", "seq_transformer (Kitchen only)"),
+    ("a: overlap", FINETUNE_KITCHEN + " (Food", "seq_transformer (Kitchen only)"),
+    ("a: overlap", FINETUNE_KITCHEN + " (Kitchen", "seq_transformer (Kitchen only)"),
+    # Whether the Food rows are what helps: the same schedule, pretrained on Kitchen sequences alone.
+    ("a: overlap", FINETUNE_KITCHEN + " (mixed", f"{FINETUNE_KITCHEN} ({PRETRAINING['target'][2]} → Kitchen fine-tune)"),
     ("a: overlap", ENSEMBLE_WITH_TRANSFER, ENSEMBLE_TARGET_ONLY),
     ("b: no overlap", "text_bridge, text only", "seq_transformer (train_B only)"),
     ("b: no overlap", "text_bridge, text + in-domain ids", "seq_transformer (train_B only)"),

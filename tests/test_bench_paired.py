@@ -47,6 +47,29 @@ def test_paired_comparison_pools_seeds_and_matches_each_model_with_its_baseline(
     assert not [entry for entry in bench.paired_comparisons(runs) if entry["setting"] == "b: no overlap"]
 
 
+def test_each_fine_tune_variant_is_compared_with_the_kitchen_only_model_and_the_food_free_control() -> None:
+    bench = load_bench()
+    runs = [{"seed": 0, "rows": [
+        row("a: overlap", "seq_transformer (Kitchen only)", [0.0, 0.5]),
+        row("a: overlap", "seq_finetune, Kitchen history (mixed pretrain → Kitchen fine-tune)", [1.0, 0.5]),
+        row("a: overlap", "seq_finetune (mixed pretrain → mixed Kitchen fine-tune)", [0.0, 0.0]),
+        row("a: overlap", "seq_finetune, Kitchen history (Kitchen pretrain, no Food → Kitchen fine-tune)", [0.5, 0.25]),
+    ]}]
+    differences = {(entry["method"], entry["baseline"]): entry["mean_difference"] for entry in bench.paired_comparisons(runs)}
+    kitchen_only, mixed, with_food, control = (
+        "seq_transformer (Kitchen only)",
+        "seq_finetune (mixed pretrain → mixed Kitchen fine-tune)",
+        "seq_finetune, Kitchen history (mixed pretrain → Kitchen fine-tune)",
+        "seq_finetune, Kitchen history (Kitchen pretrain, no Food → Kitchen fine-tune)",
+    )
+    assert differences == {
+        (mixed, kitchen_only): pytest.approx(-0.25),
+        (with_food, kitchen_only): pytest.approx(0.5),
+        (control, kitchen_only): pytest.approx(0.125),
+        (with_food, control): pytest.approx(0.375),
+    }
+
+
 def test_merge_runs_combines_rows_by_seed_and_refuses_disagreeing_duplicates() -> None:
     bench = load_bench()
     baseline = {**row("b: no overlap", "seq_transformer (train_B only)", [0.5]), "input": "kitchen", "test": {"ndcg@10": 0.5}}
