@@ -63,6 +63,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--negatives", type=int, default=1024)
     parser.add_argument("--negative-sampler", choices=("uniform", "in_batch"), default="uniform")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument(
+        "--finetune-learning-rate", type=float, default=0.0,
+        help="learning rate of every fine-tuning stage of a pretrained model (0 = --learning-rate); a value of its own is named in the method",
+    )
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--adaptor-experts", type=int, default=4)
     parser.add_argument(
@@ -75,10 +79,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "text_ids_no_pretrain (the text + ids model trained on train_B alone: the control that tells transfer from text features)",
     )
     parser.add_argument(
-        "--a-models", default="finetune,finetune_kitchen",
-        help="(a) transfer models next to the Kitchen-only transformer, both from one mixed (or --pretrain-on source) pretraining: "
-        "finetune (fine-tuned on mixed sequences, mixed history in), finetune_kitchen (fine-tuned on Kitchen sequences, Kitchen "
-        "history in: the Kitchen-only model's input, so only the pretraining differs)",
+        "--a-models", default="kitchen,finetune,finetune_kitchen",
+        help="(a) models: kitchen (the Kitchen-only transformer, the baseline; leave it out to add rows to an earlier run with --merge), "
+        "and from one shared pretraining (--pretrain-on) finetune (fine-tuned on mixed sequences, mixed history in) and finetune_kitchen "
+        "(fine-tuned on Kitchen sequences, Kitchen history in: the Kitchen-only model's input, so only the pretraining differs)",
     )
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
@@ -237,7 +241,7 @@ class SequentialBench:
         settings = TrainingSettings(
             epochs=epochs,
             batch_size=self.arguments.batch_size,
-            learning_rate=self.arguments.learning_rate,
+            learning_rate=(self.arguments.finetune_learning_rate or self.arguments.learning_rate) if freeze else self.arguments.learning_rate,
             loss=self.arguments.loss,
             negatives=self.arguments.negatives,
             negative_sampler=self.arguments.negative_sampler,
@@ -298,16 +302,16 @@ class SequentialBench:
 
         if "a" in parts:
             rows.append(self.popularity(seed))
-            seed_everything(seed)
-            started = time.perf_counter()
-            model = self.new_model(text=False)
-            stage = self.train(model, self.examples("kitchen", None, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
-            record("a: overlap", "seq_transformer (Kitchen only)", model, [stage], "kitchen", started)
-            kitchen_model = model
-
             a_models = [name for name in self.arguments.a_models.split(",") if name]
+            if "kitchen" in a_models:
+                seed_everything(seed)
+                started = time.perf_counter()
+                model = self.new_model(text=False)
+                stage = self.train(model, self.examples("kitchen", None, "target"), "target", seed, epochs=epochs, validation=valid_kitchen)
+                record("a: overlap", KITCHEN_ONLY, model, [stage], "kitchen", started)
+                kitchen_model = model
             finetuned = {}
-            if a_models:
+            if {"finetune", "finetune_kitchen"} & set(a_models):
                 seed_everything(seed)
                 started = time.perf_counter()
                 model = self.new_model(text=False)
@@ -315,12 +319,12 @@ class SequentialBench:
                 pretrain_examples = self.examples(pretrain_view, None, pretrain_labels)
                 pretrain = self.train(model, pretrain_examples, pretrain_labels, seed, epochs=pretrain_epochs)
                 pretrained_weights, pretrain_seconds = model.get_weights(), time.perf_counter() - started
-            for key, view, method in (
-                ("finetune", "mixed", f"{FINETUNE_MIXED} ({label} → mixed Kitchen fine-tune)"),
-                ("finetune_kitchen", "kitchen", f"{FINETUNE_KITCHEN} ({label} → Kitchen fine-tune)"),
+            for key, view, name, fine_tune in (
+                ("finetune", "mixed", FINETUNE_MIXED, "mixed Kitchen fine-tune"), ("finetune_kitchen", "kitchen", FINETUNE_KITCHEN, "Kitchen fine-tune")
             ):
                 if key not in a_models:
                     continue
+                method = f"{name} ({label} → {fine_tune}{self.finetune_note()})"
                 seed_everything(seed)
                 started = time.perf_counter() - pretrain_seconds
                 model = self.new_model(text=False)
@@ -333,8 +337,8 @@ class SequentialBench:
                 record("a: overlap", method, model, [pretrain, stage], view, started)
                 finetuned[key] = model
             if self.arguments.complementarity:
-                if "finetune" not in finetuned:
-                    raise ValueError(f"Expected --a-models to include finetune with --complementarity. Received: {self.arguments.a_models!r}")
+                if "finetune" not in finetuned or "kitchen" not in a_models:
+                    raise ValueError(f"Expected --a-models to include kitchen and finetune with --complementarity. Received: {self.arguments.a_models!r}")
                 seed_everything(seed + 1000)
                 other = self.new_model(text=False)
                 self.train(other, self.examples("kitchen", None, "target"), "target", seed + 1000, epochs=epochs, validation=valid_kitchen)
@@ -373,11 +377,16 @@ class SequentialBench:
                     )
                 )
                 variant = "text only" if key == "text" else "text + in-domain ids"
-                method = f"text_bridge, {variant} (train_A pretrain → train_B fine-tune)" if pretrained else NO_PRETRAINING
+                method = f"text_bridge, {variant} (train_A pretrain → train_B fine-tune{self.finetune_note()})" if pretrained else NO_PRETRAINING
                 record("b: no overlap", method, model, stages, "kitchen", started)
         if "c" in parts:
             cold = self.cold_items(seed, cold_items)
         return {"seed": seed, "rows": rows, "cold_items": cold}
+
+    def finetune_note(self) -> str:
+        """What a method name adds when fine-tuning has a learning rate of its own ("" when it has not)."""
+        rate = self.arguments.finetune_learning_rate
+        return f", lr {rate:g}" if rate and rate != self.arguments.learning_rate else ""
 
     def popularity(self, seed: int) -> dict:
         """Most-interacted Kitchen items of the training users (history items excluded), on the same test users."""
@@ -598,6 +607,7 @@ PRETRAINING = {
     "source": ("food", "source", "Food pretrain"),
     "target": ("kitchen", "target", "Kitchen pretrain, no Food"),
 }
+KITCHEN_ONLY = "seq_transformer (Kitchen only)"
 FINETUNE_MIXED = "seq_finetune"
 FINETUNE_KITCHEN = "seq_finetune, Kitchen history"
 NO_PRETRAINING = "text + in-domain ids model, no pretraining (train_B only)"
@@ -606,10 +616,10 @@ ENSEMBLE_WITH_TRANSFER = "ensemble: Kitchen-only + seq_finetune"
 # (setting, method prefix of the transfer model, baseline method): the quality bars' comparisons,
 # and whether Food pretraining is what helps the text + ids bridge (against the same model without it).
 PAIRS = (
-    ("a: overlap", FINETUNE_MIXED + " (", "seq_transformer (Kitchen only)"),
-    ("a: overlap", FINETUNE_KITCHEN + " (mixed", "seq_transformer (Kitchen only)"),
-    ("a: overlap", FINETUNE_KITCHEN + " (Food", "seq_transformer (Kitchen only)"),
-    ("a: overlap", FINETUNE_KITCHEN + " (Kitchen", "seq_transformer (Kitchen only)"),
+    ("a: overlap", FINETUNE_MIXED + " (", KITCHEN_ONLY),
+    ("a: overlap", FINETUNE_KITCHEN + " (mixed", KITCHEN_ONLY),
+    ("a: overlap", FINETUNE_KITCHEN + " (Food", KITCHEN_ONLY),
+    ("a: overlap", FINETUNE_KITCHEN + " (Kitchen", KITCHEN_ONLY),
     # Whether the Food rows are what helps: the same schedule, pretrained on Kitchen sequences alone.
     ("a: overlap", FINETUNE_KITCHEN + " (mixed", f"{FINETUNE_KITCHEN} ({PRETRAINING['target'][2]} → Kitchen fine-tune)"),
     ("a: overlap", ENSEMBLE_WITH_TRANSFER, ENSEMBLE_TARGET_ONLY),
@@ -625,26 +635,26 @@ def paired_comparisons(runs: list[dict]) -> list[dict]:
 
     Each (seed, user) is one pair, so seed-to-seed training noise and the test users' own spread
     both enter the interval: a difference whose 95% bootstrap interval excludes 0 is not a lucky seed.
+    Every method starting with a pair's prefix is compared (a merged report can hold several).
     """
     from xdt.significance import compare_paired
 
     comparisons = []
     for setting, method_prefix, baseline in PAIRS:
-        values: dict[str, list[float]] = {"model": [], "baseline": []}
-        method, seeds = None, []
+        values: dict[str, dict[str, list]] = {}
         for run in runs:
             rows = {row["method"]: row for row in run["rows"] if row["setting"] == setting}
-            model_row = next((row for name, row in rows.items() if name.startswith(method_prefix)), None)
-            if model_row is None or baseline not in rows:
+            if baseline not in rows:
                 continue
-            method = model_row["method"]
-            seeds.append(run["seed"])
-            values["model"] += model_row["test_per_user_ndcg@10"]
-            values["baseline"] += rows[baseline]["test_per_user_ndcg@10"]
-        if not seeds:
-            continue
-        result = compare_paired(np.array(values["model"]), np.array(values["baseline"]), metric="ndcg@10", cohort="test")
-        comparisons.append({"setting": setting, "method": method, "baseline": baseline, "seeds": seeds, **result.to_dict()})
+            for method, model_row in rows.items():
+                if method.startswith(method_prefix) and method != baseline:
+                    entry = values.setdefault(method, {"model": [], "baseline": [], "seeds": []})
+                    entry["model"] += model_row["test_per_user_ndcg@10"]
+                    entry["baseline"] += rows[baseline]["test_per_user_ndcg@10"]
+                    entry["seeds"].append(run["seed"])
+        for method, entry in values.items():
+            result = compare_paired(np.array(entry["model"]), np.array(entry["baseline"]), metric="ndcg@10", cohort="test")
+            comparisons.append({"setting": setting, "method": method, "baseline": baseline, "seeds": entry["seeds"], **result.to_dict()})
     return comparisons
 
 

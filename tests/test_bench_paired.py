@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,6 +55,7 @@ def test_each_fine_tune_variant_is_compared_with_the_kitchen_only_model_and_the_
         row("a: overlap", "seq_finetune, Kitchen history (mixed pretrain → Kitchen fine-tune)", [1.0, 0.5]),
         row("a: overlap", "seq_finetune (mixed pretrain → mixed Kitchen fine-tune)", [0.0, 0.0]),
         row("a: overlap", "seq_finetune, Kitchen history (Kitchen pretrain, no Food → Kitchen fine-tune)", [0.5, 0.25]),
+        row("a: overlap", "seq_finetune, Kitchen history (mixed pretrain → Kitchen fine-tune, lr 0.0005)", [0.75, 1.0]),
     ]}]
     differences = {(entry["method"], entry["baseline"]): entry["mean_difference"] for entry in bench.paired_comparisons(runs)}
     kitchen_only, mixed, with_food, control = (
@@ -62,12 +64,25 @@ def test_each_fine_tune_variant_is_compared_with_the_kitchen_only_model_and_the_
         "seq_finetune, Kitchen history (mixed pretrain → Kitchen fine-tune)",
         "seq_finetune, Kitchen history (Kitchen pretrain, no Food → Kitchen fine-tune)",
     )
+    with_food_lower_rate = "seq_finetune, Kitchen history (mixed pretrain → Kitchen fine-tune, lr 0.0005)"
     assert differences == {
         (mixed, kitchen_only): pytest.approx(-0.25),
         (with_food, kitchen_only): pytest.approx(0.5),
         (control, kitchen_only): pytest.approx(0.125),
         (with_food, control): pytest.approx(0.375),
+        (with_food_lower_rate, kitchen_only): pytest.approx(0.625),
+        (with_food_lower_rate, control): pytest.approx(0.5),
     }
+
+
+def test_a_fine_tuning_rate_of_its_own_is_named_in_the_method() -> None:
+    bench = load_bench()
+
+    def note(finetune: float) -> str:
+        return bench.SequentialBench.finetune_note(SimpleNamespace(arguments=SimpleNamespace(learning_rate=2e-3, finetune_learning_rate=finetune)))
+
+    assert note(0.0) == "" and note(2e-3) == ""
+    assert note(5e-4) == ", lr 0.0005"
 
 
 def test_merge_runs_combines_rows_by_seed_and_refuses_disagreeing_duplicates() -> None:
