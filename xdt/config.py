@@ -17,7 +17,10 @@ import yaml
 
 from xdt.errors import ConfigError
 from xdt.models.registry import FUSION_BASE_NAMES, METHOD_NAMES, SOURCE_MODEL_NAMES
-from xdt.typed_yaml import apply_override, at_least, between, build_dataclass, check_name
+from xdt.typed_yaml import apply_override, at_least, between, build_dataclass, check_name, check_path_component, load_yaml
+
+# Config values that become one folder name: runs/<experiment>/ and data/<dataset.name>/.
+PATH_COMPONENT_KEYS = ("experiment", "dataset.name")
 
 
 @dataclass(frozen=True)
@@ -318,9 +321,9 @@ def load_config(path: Path | str, overrides: Sequence[str] = ()) -> LoadedConfig
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}")
-    text = path.read_text()
+    text = read_config_text(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source=str(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -336,6 +339,19 @@ def load_config(path: Path | str, overrides: Sequence[str] = ()) -> LoadedConfig
     return LoadedConfig(config=config, text=text, path=path, overrides=tuple(overrides))
 
 
+def read_config_text(path: Path) -> str:
+    """The config's text, decoded as UTF-8 whatever the locale; a file in another encoding names the first bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"{path}: expected UTF-8 text, but byte 0x{data[error.start]:02x} at offset {error.start} (line {line}) "
+            "is not valid UTF-8. Save the file as UTF-8"
+        ) from None
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
     """Validate a config given as a dictionary (tests, resolved.json)."""
     config = build_dataclass(ExperimentConfig, raw, key_path="", source=source)
@@ -345,6 +361,8 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ExperimentC
 
 def check_consistency(config: ExperimentConfig, *, source: str) -> None:
     """Cross-field checks that single-field types cannot express."""
+    for key in PATH_COMPONENT_KEYS:
+        check_path_component(config_value(config, key), key=key, source=source)
     dataset = config.dataset
     if dataset.synthetic is None and (dataset.source is None or dataset.target is None):
         raise ConfigError(
@@ -390,6 +408,14 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
             f"{source}: evaluate.validation_metric: expected METRIC@K with METRIC one of "
             f"ndcg, recall, hr, mrr, precision. Received: {config.evaluate.validation_metric!r}"
         )
+
+
+def config_value(config: ExperimentConfig, key: str) -> Any:
+    """The value at a dotted key path of a validated config."""
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def check_sequence_task(config: ExperimentConfig, *, source: str) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import yaml
@@ -23,6 +23,96 @@ def at_least(minimum: float) -> dict[str, float]:
 def between(minimum: float, maximum: float) -> dict[str, float]:
     """Field metadata: the value must lie in [minimum, maximum]."""
     return {"min": minimum, "max": maximum}
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key written twice in one mapping, at any depth.
+
+    Plain PyYAML keeps the last value silently, so `seed: 42` followed later by `seed: 43` runs
+    with 43 and nobody notices. Each mapping and sequence node is told its key path by its parent
+    (parents are constructed before their children), so the error names the full path.
+    """
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self.key_paths: dict[int, str] = {}
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Check the keys written in this mapping (merge keys `<<` may repeat others), then construct it."""
+        path = self.key_paths.get(id(node), "")
+        first_marks: dict[Any, yaml.Mark] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue
+            key_path = join_path(path, str(key))
+            if key in first_marks:
+                raise duplicate_key_error(self.source, key_path, first_marks[key], key_node.start_mark)
+            first_marks[key] = key_node.start_mark
+            self.key_paths[id(value_node)] = key_path
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        """Tell each item its key path (`transfer.methods[1]`), then construct the list."""
+        path = self.key_paths.get(id(node), "")
+        for index, child in enumerate(node.value):
+            self.key_paths[id(child)] = f"{path}[{index}]"
+        return super().construct_sequence(node, deep=deep)
+
+
+def duplicate_key_error(source: str, key_path: str, first: yaml.Mark, again: yaml.Mark) -> ConfigError:
+    """`FILE:LINE: duplicate key 'a.b': first at line 3, again at line 9` (columns too when both are on one line)."""
+    def where(mark: yaml.Mark) -> str:
+        return f"line {mark.line + 1}" + (f" column {mark.column + 1}" if first.line == again.line else "")
+
+    return ConfigError(
+        f"{source}:{again.line + 1}: duplicate key '{key_path}': first at {where(first)}, again at {where(again)}. "
+        "Expected each key once per mapping; remove one of them"
+    )
+
+
+def load_yaml(text: str, *, source: str) -> Any:
+    """Parse one YAML document safely, refusing duplicate keys (ConfigError naming `source`, key path and lines)."""
+    loader = UniqueKeyLoader(text, source)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def check_path_component(value: str, *, key: str, source: str) -> None:
+    """Refuse a value used as one folder name (runs/<experiment>/, data/<dataset.name>/) that would leave that folder.
+
+    A separator, `..` or an absolute path would put a run or a prepared dataset outside the
+    configured runs and data folders, or inside another experiment's.
+    """
+    problem = path_component_problem(value)
+    if problem:
+        raise ConfigError(
+            f"{source}: {key}: expected a name usable as a single folder name (not empty, no '/' or '\\', "
+            f"not '.' or '..', not an absolute path). Received: {value!r} ({problem})"
+        )
+
+
+def path_component_problem(value: str) -> str | None:
+    """Why `value` is not a safe single path component, or None when it is."""
+    if not value.strip():
+        return "empty"
+    if value.startswith(("/", "\\")):
+        return "an absolute path"
+    if "/" in value or "\\" in value:
+        return "contains a path separator"
+    if value in (".", ".."):
+        return "refers to a folder, not a name"
+    if "\0" in value:
+        return "contains a NUL character"
+    return None
 
 
 def apply_override(raw: dict[str, Any], override: str, *, source: str) -> None:
