@@ -18,6 +18,7 @@ from xdt.errors import XdtError
 from xdt.plots import plot_activity_buckets, plot_cohort_bars, plot_metric_at_k, plot_training_curves
 from xdt.runs import RunDirectory, open_run
 from xdt.significance import compare_paired
+from xdt.tables import exclusion_note
 
 REPORT_FILE = "report.md"
 CURVE_METRICS = ("ndcg", "recall", "hr", "precision")
@@ -59,7 +60,7 @@ def write_report(run: RunDirectory) -> Path:
         "",
         *run_facts(run, info, results),
         "",
-        f"## Test metrics @{k} (full ranking, seen items excluded)",
+        f"## Test metrics @{k} (full ranking, {exclusion_note(results)})",
         "",
         *markdown_table(["cohort", "users", *headline_metrics(k)], cohort_rows(test, k)),
         "",
@@ -128,7 +129,7 @@ def write_experiment_report(runs: Iterable[RunDirectory] | Mapping[str, RunDirec
         f"- dataset `{next(iter(results_by_method.values())).get('dataset')}`; written {dt.datetime.now():%Y-%m-%d %H:%M}",
         *(f"- {method}: `{run.path}`" for method, run in runs_by_method.items()),
         "",
-        f"## Test metrics @{k}, all test users (full ranking, seen items excluded; best in bold)",
+        f"## Test metrics @{k}, all test users (full ranking, {exclusion_note(next(iter(results_by_method.values())))}; best in bold)",
         "",
         *markdown_table(["method", "users", *metrics], bold_best(method_rows, first_value_column=2)),
         "",

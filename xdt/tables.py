@@ -15,11 +15,22 @@ def headline_k(ks: Sequence[int]) -> int:
     return 10 if 10 in ks else max(ks)
 
 
+def exclusion_note(results: dict[str, Any], split: str = "test") -> str:
+    """Which of each user's own items the ranking of `split` excluded, as results.json records it.
+
+    Validation always masks train only; test masks `evaluate.test_excludes` (results.json's
+    `test_excludes`, train and valid when an older results file does not say).
+    """
+    splits = ["train"] if split == "valid" else list(results.get("test_excludes", ["train", "valid"]))
+    return f"each user's {' and '.join(splits)} items excluded"
+
+
 def results_table(results_by_method: dict[str, dict[str, Any]], *, ks: Sequence[int], split: str = "test", title_suffix: str = "") -> Table:
     """Methods × metrics at the headline k, one row per method and cohort (all, cold, warm)."""
     k = headline_k(ks)
     suffix = f", {title_suffix}" if title_suffix else ""
-    table = Table(title=f"Target-domain {split} metrics @{k} (full ranking, seen items excluded; best in green{suffix})")
+    note = exclusion_note(next(iter(results_by_method.values()), {}), split)
+    table = Table(title=f"Target-domain {split} metrics @{k} (full ranking, {note}; best in green{suffix})")
     table.add_column("method", style="bold")
     table.add_column("cohort")
     table.add_column("users", justify="right")
@@ -127,14 +138,17 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def recommendations_table(frame: Any, *, title: str = "Recommendations") -> Table:
-    """One row per recommended item."""
+    """One row per recommended item; the title column only when some recommended item has a title."""
     table = Table(title=title)
-    for column in ("user", "cohort", "rank", "item", "title", "score"):
+    titled = bool(frame["title"].astype(str).str.strip().ne("").any()) if "title" in frame.columns else False
+    columns = ("user", "cohort", "rank", "item", *(("title",) if titled else ()), "score")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("rank", "score") else "left")
     previous = None
     for row in frame.itertuples(index=False):
         first = row.user != previous
-        table.add_row(row.user if first else "", row.cohort if first else "", str(row.rank), row.item, row.title, f"{row.score:.4f}")
+        titles = (row.title,) if titled else ()
+        table.add_row(row.user if first else "", row.cohort if first else "", str(row.rank), row.item, *titles, f"{row.score:.4f}")
         previous = row.user
     return table
 

@@ -85,7 +85,8 @@ class MethodContext:
         """
         users = self.validation_users(cohort)
         if len(users) == 0:
-            self.reporter.status(f"no {cohort} validation users: training the full number of epochs without early stopping")
+            who = {"all": "validation users", "cold": "cold-start validation users"}.get(cohort, f"{cohort} validation users")
+            self.reporter.status(f"no {who}: training the full number of epochs without early stopping")
             return None
         metric = self.config.evaluate.validation_metric
         k = int(metric.split("@")[1])
