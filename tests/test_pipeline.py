@@ -105,3 +105,21 @@ def test_folds_repeat_the_protocol_over_disjoint_cold_start_test_users(tmp_path:
     # 360 overlapping users cut into 3 disjoint folds of 120 cold-start test users.
     assert [len(cold) for cold in cohorts] == [120, 120, 120]
     assert not (cohorts[0] & cohorts[1]) and not (cohorts[1] & cohorts[2]) and not (cohorts[0] & cohorts[2])
+
+
+def test_run_skips_source_pretraining_when_no_method_loads_the_source_model(tmp_path: Path) -> None:
+    _, outcome = run_tiny(tmp_path, ["transfer.methods=[popularity, target_mf]"])
+    pretrain = outcome.pretrain_run
+    assert pretrain.info()["source_model"] == "skipped" and pretrain.info()["status"] == "complete"
+    assert not (pretrain.path / "model.keras").exists() and pretrain.metrics_history() == []
+    assert set(outcome.transfer_runs) == {"popularity", "target_mf"}
+    assert outcome.results["target_mf"]["test"]["all"]["users"] > 0
+
+
+def test_a_method_that_loads_the_source_model_refuses_a_skipped_pretrain_run(tmp_path: Path) -> None:
+    from xdt.errors import XdtError
+    from xdt.transfer import transfer_method
+
+    loaded, outcome = run_tiny(tmp_path, ["transfer.methods=[popularity]"])
+    with pytest.raises(XdtError, match="finetune needs the pretrained source model, but pretrain run .* skipped training it"):
+        transfer_method(loaded.config, "finetune", parent=outcome.pretrain_run, config_text=loaded.text)

@@ -80,7 +80,10 @@ def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) 
         from xdt.session import open_dataset
 
         check_sampled_evaluation(open_dataset(config), config.evaluate.sampled_negatives)
-    pretrain_run = pretrain_source(config, config_text=config_text, reporter=reporter)
+    from xdt.models.registry import get_method
+
+    needs_source_model = any(get_method(method).needs_source_model for method in config.transfer.methods)
+    pretrain_run = pretrain_source(config, config_text=config_text, reporter=reporter, train_model=needs_source_model)
     track_run(pretrain_run, config.tracking)
     transfer_runs: dict[str, RunDirectory] = {}
     results: dict[str, dict[str, Any]] = {}

@@ -13,11 +13,23 @@ from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import open_dataset, record_environment, save_model
 from xdt.train import fit_pairwise, seed_everything, select_strategy
 
+SKIPPED = "skipped"
+
 
 def pretrain_source(
-    config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter(), resume: RunDirectory | None = None
+    config: ExperimentConfig,
+    *,
+    config_text: str,
+    reporter: Reporter = SilentReporter(),
+    resume: RunDirectory | None = None,
+    train_model: bool = True,
 ) -> RunDirectory:
-    """Train MF on the source domain (`pretrain.loss`, `pretrain.negatives`) for `pretrain.epochs` epochs; `resume` continues a killed run."""
+    """Train MF on the source domain (`pretrain.loss`, `pretrain.negatives`) for `pretrain.epochs` epochs; `resume` continues a killed run.
+
+    `train_model=False` (what `xdt run` asks when no method of `transfer.methods` loads the source
+    model) writes the same run directory, which the transfer runs name as their parent, without
+    training: run.json says `source_model: skipped`, and a method that needs the model refuses it.
+    """
     if config.task == "rating":
         raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
     dataset = open_dataset(config)
@@ -34,6 +46,11 @@ def pretrain_source(
         method=config.pretrain.model,
     )
     record_environment(run, config, dataset, strategy)
+    if not train_model:
+        reporter.status(f"no method of transfer.methods uses the source model: pretraining skipped → {run.path}")
+        run.write_json("results.json", {"stage": "pretrain", "skipped": "no method of transfer.methods needs the source model"})
+        run.update_info(status=STATUS_COMPLETE, source_model=SKIPPED)
+        return run
     seed_everything(config.seed)
     with strategy.scope():
         model = MatrixFactorization(

@@ -8,19 +8,25 @@ from xdt.config import ExperimentConfig
 from xdt.errors import XdtError
 from xdt.methods.context import MethodContext
 from xdt.models.registry import get_method
+from xdt.pretrain import SKIPPED
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
 from xdt.train import seed_everything, select_strategy
 
 
-def check_parent(parent: RunDirectory) -> None:
-    """A transfer starts from a finished pretrain run."""
+def check_parent(parent: RunDirectory, method: str, *, needs_source_model: bool) -> None:
+    """A transfer starts from a finished pretrain run, one that trained the source model if the method loads it."""
     info = parent.info()
     if info.get("kind") != "pretrain":
         raise XdtError(f"--from expects a pretrain-source run; {parent.path} is a {info.get('kind')} run")
     if info.get("status") != STATUS_COMPLETE:
         raise XdtError(f"Pretrain run {parent.path} is {info.get('status')}, not complete. Resume it first: xdt pretrain-source --resume {parent.path}")
+    if needs_source_model and info.get("source_model") == SKIPPED:
+        raise XdtError(
+            f"{method} needs the pretrained source model, but pretrain run {parent.path} skipped training it "
+            "(no method of its transfer.methods needed one). Train one with `xdt pretrain-source CONFIG` and pass it to --from."
+        )
 
 
 def transfer_method(
@@ -35,8 +41,8 @@ def transfer_method(
     """Train one method into its own run directory (or continue `resume`)."""
     if config.task == "rating":
         raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
-    check_parent(parent)
     entry = get_method(method)
+    check_parent(parent, method, needs_source_model=entry.needs_source_model)
     dataset = open_dataset(config)
     check_same_data(parent, dataset)
     strategy = select_strategy(config.runtime.strategy)
