@@ -1,8 +1,11 @@
 """Quality benchmark: every method on every shared dataset, full ranking, next to PEERS.md's references.
 
-    .venv/bin/python bench/quality.py                     # all datasets, default methods, 1 seed
+    .venv/bin/python bench/quality.py                     # all datasets, each config's methods, 1 seed
     .venv/bin/python bench/quality.py --seeds 3 --methods popularity,itemknn,xknn --datasets cdrib-game-video
+    .venv/bin/python bench/quality.py --datasets '' --config my-pair.yaml --cohort cold   # any config
 
+Each dataset is its shipped config (configs/<name>.yaml), which carries every training setting;
+the bench adds only the seed, its own data/runs folders, the methods and the sampled negatives.
 For each dataset and seed: prepare (cached under bench/results/work/data) → pretrain the source
 model → transfer each method → `xdt.evaluate.evaluate_run` (full ranking over all target items,
 the user's own target training items excluded). Writes bench/results/quality.md and
@@ -19,6 +22,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,89 +33,27 @@ SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "recall@10", "hr@10", "mrr")
 SAMPLED_METRICS = ("ndcg@10", "hr@10", "mrr")
-# content runs only on datasets with item titles (LLMCDSR); the CDRIB and DisenCDR files have none.
-DEFAULT_METHODS = (
-    "popularity", "itemknn", "xknn", "content", "target_mf", "two_tower", "cmf", "finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion",
-)
+CONFIGS = ROOT / "configs"
 
-# Learned-method settings per dataset family, chosen on the validation split (CDRIB) or kept
-# fixed (DisenCDR has no validation file: given_valid none keeps PEERS.md's training rows, so
-# training runs a fixed number of epochs and never looks at test). See bench/README.md.
-# Shared learned-method settings (chosen on CDRIB's validation split); each family differs only where said.
-PRETRAIN = {"embedding_dim": 64, "epochs": 15, "batch_size": 1024, "l2": 0.01, "optimizer": {"name": "adam", "learning_rate": 0.005}}
-TRANSFER = {
-    "embedding_dim": 64,
-    "epochs": 15,
-    "batch_size": 1024,
-    "patience": 3,
-    "l2": 0.01,
-    "optimizer": {"name": "adam", "learning_rate": 0.005},
-    "mapping": "mlp",
-    "mapping_epochs": 300,
-    # joint: zero a training row's private part half the time, so the shared part serves cold-start users.
-    "private_dropout": 0.5,
-}
-
-
-def without_l2(settings: dict[str, Any]) -> dict[str, Any]:
-    """`settings` with no L2 penalty."""
-    return {key: value for key, value in settings.items() if key != "l2"}
-
-
-TRAINING = {
-    # CDRIB's given split has no warm validation users, so the target-MF stages train their
-    # full epochs: L2 keeps them from overfitting (target BPR loss fell to 0.02 without it).
-    "cdrib": {"pretrain": PRETRAIN, "transfer": TRANSFER},
-    "disencdr": {"pretrain": without_l2(PRETRAIN), "transfer": without_l2(TRANSFER)},
-    # LLMCDSR has a validation split (each valid user's last item): learned methods stop early on it.
-    "llmcdsr": {"pretrain": PRETRAIN, "transfer": {**TRANSFER, "epochs": 20}},
-}
-
-
-def domain(name: str, reader: str, folder: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A dataset.source/target section."""
-    return {"name": name, "reader": reader, "path": str(SHARED / folder), "options": options or {}}
-
-
+# Every training setting comes from the dataset's shipped config (one source of truth: `xdt run
+# configs/<name>.yaml` trains exactly what this bench measures). The bench only adds what a bench
+# needs: the seed, a prepared-data folder per seed, its own data/runs folders, the methods asked
+# for, the sampled negatives, and --set overrides (recorded in the JSON).
 DATASETS: dict[str, dict[str, Any]] = {
-    "cdrib-game-video": {
-        "family": "cdrib",
-        "cohort": "cold",
-        "source": domain("game", "cdrib", "cdrib/game_video"),
-        "target": domain("video", "cdrib", "cdrib/video_game"),
-        "test_excludes": ["train"],
-    },
-    "cdrib-video-game": {
-        "family": "cdrib",
-        "cohort": "cold",
-        "source": domain("video", "cdrib", "cdrib/video_game"),
-        "target": domain("game", "cdrib", "cdrib/game_video"),
-        "test_excludes": ["train"],
-    },
-    "disencdr-sport-phone": {
-        "family": "disencdr",
-        "cohort": "all",
-        "source": domain("sport", "disencdr", "disencdr/sport_phone"),
-        "target": domain("phone", "disencdr", "disencdr/phone_sport"),
-    },
-    "disencdr-phone-sport": {
-        "family": "disencdr",
-        "cohort": "all",
-        "source": domain("phone", "disencdr", "disencdr/phone_sport"),
-        "target": domain("sport", "disencdr", "disencdr/sport_phone"),
-    },
-    # The id-based methods on the sequential benchmark's data and test users (each valid/test
-    # user's last item, when it is a Kitchen item, ranked against all Kitchen items, their earlier
-    # Kitchen items excluded): the bar for bench/sequential_quality.py's transformers.
-    "llmcdsr-food-kitchen": {
-        "family": "llmcdsr",
-        "cohort": "all",
-        "source": domain("food", "llmcdsr", "llmcdsr/food-kitchen", {"side": "A"}),
-        "target": domain("kitchen", "llmcdsr", "llmcdsr/food-kitchen", {"side": "B"}),
-        "test_excludes": ["train"],
-        "titles": True,
-    },
+    "cdrib-game-video": {"config": CONFIGS / "cdrib-game-video.yaml", "cohort": "cold"},
+    "cdrib-video-game": {"config": CONFIGS / "cdrib-video-game.yaml", "cohort": "cold"},
+    "disencdr-sport-phone": {"config": CONFIGS / "disencdr-sport-phone.yaml", "cohort": "all"},
+    "disencdr-phone-sport": {"config": CONFIGS / "disencdr-phone-sport.yaml", "cohort": "all"},
+    # The id-based methods on the sequential benchmark's data and test users: the bar for
+    # bench/sequential_quality.py's transformers. content needs titles, which only LLMCDSR has.
+    "llmcdsr-food-kitchen": {"config": CONFIGS / "llmcdsr-food-kitchen-ids.yaml", "cohort": "all", "titles": True},
 }
+
+
+def config_spec(path: Path, cohort: str) -> dict[str, Any]:
+    """A --config dataset: any experiment config (e.g. a new CDRIB- or DisenCDR-layout pair)."""
+    return {"config": path, "cohort": cohort, "titles": True}
+
 
 # ../shared/benchmarks/PEERS.md (CDRIB: cold-start test users; DisenCDR: all test.txt rows).
 PEERS: dict[tuple[str, str], dict[str, float]] = {
@@ -132,48 +74,36 @@ def build_config(
     seed: int,
     methods: list[str],
     work: Path,
-    given_valid: str = "none",
     sampled: int = 999,
     overrides: tuple[str, ...] = (),
 ) -> Any:
-    """An ExperimentConfig for one dataset and seed (data prepared once per seed under `work`).
+    """The dataset's config for one seed, its data prepared once per seed under `work`.
 
-    `given_valid` applies to datasets without a validation file (DisenCDR): leave_one_out carves
-    one training row per user into valid, so learned methods can stop early (baselines' training
-    rows then differ slightly from PEERS.md's). `sampled` random negatives per test item give the
-    sampled metrics next to full ranking; `overrides` are `KEY=VALUE` like `xdt run --set`.
+    `sampled` random negatives per test item give the sampled metrics next to full ranking;
+    `overrides` are `KEY=VALUE` like `xdt run --set`, applied last.
     """
-    from xdt.config import config_from_dict
-    from xdt.typed_yaml import apply_override
+    from xdt.config import load_config
 
-    training = TRAINING[spec["family"]]
-    carve = given_valid if spec["family"] == "disencdr" else "none"
-    suffix = "" if carve == "none" else "-loo"
-    raw = {
-        "experiment": f"quality-{name}{suffix}",
-        "seed": seed,
-        "dataset": {
-            "name": f"{name}-seed{seed}{suffix}",
-            "source": spec["source"],
-            "target": spec["target"],
-            "protocol": "given",
-            "given_valid": carve,
-        },
-        "pretrain": training["pretrain"],
-        "transfer": {**training["transfer"], "methods": methods},
-        # CDRIB masks only train items at test time, as PEERS.md and the official code do (see configs/cdrib-*.yaml).
-        "evaluate": {
-            "ks": [10],
-            "batch_size": 512,
-            "test_excludes": spec.get("test_excludes", ["train", "valid"]),
-            "sampled_negatives": sampled,
-        },
-        "runtime": {"strategy": "default", "data_dir": str(work / "data"), "runs_dir": str(work / "runs")},
-    }
-    raw = json.loads(json.dumps(raw))  # the shared TRAINING dictionaries stay untouched by overrides
-    for override in overrides:
-        apply_override(raw, override, source="bench/quality.py --set")
-    return config_from_dict(raw, source=f"bench/quality.py:{name}")
+    dataset_name = load_config(spec["config"]).config.dataset.name
+    bench = [
+        f"seed={seed}",
+        f"experiment=quality-{name}",
+        f"dataset.name={dataset_name}-seed{seed}",
+        f"transfer.methods=[{', '.join(methods)}]",
+        f"evaluate.sampled_negatives={sampled}",
+        "runtime.strategy=default",
+        f"runtime.data_dir={work / 'data'}",
+        f"runtime.runs_dir={work / 'runs'}",
+    ]
+    return load_config(spec["config"], [*bench, *overrides]).config
+
+
+def dataset_folders(spec: dict[str, Any]) -> list[str]:
+    """The source and target input folders of a dataset's config (relative to the repository root)."""
+    from xdt.config import load_config
+
+    dataset = load_config(spec["config"]).config.dataset
+    return [domain.path for domain in (dataset.source, dataset.target) if domain is not None]
 
 
 def epoch_seconds(run_path: Path) -> float | None:
@@ -191,7 +121,6 @@ def run_dataset(
     methods: list[str],
     seeds: list[int],
     work: Path,
-    given_valid: str = "none",
     sampled: int = 999,
     overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
@@ -205,19 +134,14 @@ def run_dataset(
     outcome: dict[str, Any] = {"seeds": seeds, "methods": {}, "pretrain": []}
     needs_source_training = any(get_method(method).needs_source_model for method in methods)
     for seed in seeds:
-        config = build_config(name, spec, seed, methods, work, given_valid, sampled, overrides)
-        if not needs_source_training:
-            # Baselines only: the parent pretrain run is required by `transfer` but never used.
-            from dataclasses import replace
-
-            config = replace(config, pretrain=replace(config.pretrain, epochs=1))
+        config = build_config(name, spec, seed, methods, work, sampled, overrides)
         text = json.dumps(config.to_dict())
         started = time.perf_counter()
         if not is_up_to_date(config):
             prepare_dataset(config)
         prepare_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        pretrain_run = pretrain_source(config, config_text=text)
+        pretrain_run = pretrain_source(config, config_text=text, train_model=needs_source_training)
         outcome["pretrain"].append(
             {"seed": seed, "seconds": time.perf_counter() - started, "epoch_seconds": epoch_seconds(pretrain_run.path), "prepare_seconds": prepare_seconds}
         )
@@ -396,6 +320,8 @@ def markdown(all_results: dict[str, Any]) -> str:
     pretrain = [
         f"- {name}: pretrain {np.mean([p['seconds'] for p in payload['pretrain']]):.1f}s "
         f"({np.mean([p['epoch_seconds'] or 0 for p in payload['pretrain']]):.2f} s/epoch)"
+        if any(p["epoch_seconds"] for p in payload["pretrain"])
+        else f"- {name}: pretraining skipped (no method asked for loads the source model)"
         for name, payload in all_results["datasets"].items()
         if "pretrain" in payload
     ]
@@ -411,17 +337,15 @@ def markdown(all_results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run, write bench/results/quality.{md,json}."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated registry names")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    parser.add_argument("--methods", default="", help="comma-separated registry names (default: each config's transfer.methods)")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS) + " ('' for none)")
+    parser.add_argument(
+        "--config", action="append", default=[], metavar="YAML", help="also run this experiment config (any dataset; repeatable), named by its file stem"
+    )
+    parser.add_argument("--cohort", default="all", choices=["all", "cold", "warm"], help="the cohort reported for --config datasets")
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (2022, 2023, ...); 3 for the issue's bar")
     parser.add_argument("--output", default=str(RESULTS / "quality"), help="output path without suffix")
     parser.add_argument("--work", default=str(RESULTS / "work"), help="prepared data and runs")
-    parser.add_argument(
-        "--given-valid",
-        default="none",
-        choices=["none", "leave_one_out"],
-        help="DisenCDR (no validation file): leave_one_out carves a validation row per user so learned methods stop early",
-    )
     parser.add_argument("--sampled", type=int, default=999, help="random negatives per test item for the sampled metrics (0: none)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as `xdt run --set`")
     parser.add_argument(
@@ -431,40 +355,49 @@ def main(argv: list[str] | None = None) -> int:
     )
     arguments = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    methods = [method.strip() for method in arguments.methods.split(",") if method.strip()]
+    asked = [method.strip() for method in arguments.methods.split(",") if method.strip()]
     names = [name.strip() for name in arguments.datasets.split(",") if name.strip()]
     unknown = [name for name in names if name not in DATASETS]
     if unknown:
         print(f"Unknown dataset(s) {unknown}. Available: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
+    specs = {name: DATASETS[name] for name in names}
+    specs.update({Path(path).stem: config_spec(Path(path), arguments.cohort) for path in arguments.config})
+    from xdt.config import load_config
+    from xdt.errors import XdtError
     from xdt.models.registry import get_method
 
-    for method in methods:
-        get_method(method)
+    try:
+        for method in asked:
+            get_method(method)
+        configured = {name: load_config(spec["config"], arguments.set).config for name, spec in specs.items()}
+    except XdtError as error:
+        print(error, file=sys.stderr)
+        return 2
     seeds = [2022 + index for index in range(arguments.seeds)]
     work = Path(arguments.work)
     all_results: dict[str, Any] = {
         "settings": {
-            "methods": methods,
+            "methods": asked or "each config's transfer.methods",
             "seeds": seeds,
-            "given_valid_disencdr": arguments.given_valid,
             "sampled_negatives": arguments.sampled,
             "overrides": arguments.set,
-            "training": {name: TRAINING[DATASETS[name]["family"]] for name in names},
+            "configs": {name: str(spec["config"]) for name, spec in specs.items()},
+            "training": {name: {"pretrain": asdict(config.pretrain), "transfer": asdict(config.transfer)} for name, config in configured.items()},
         },
         "datasets": {},
     }
     started = time.perf_counter()
-    for name in names:
-        spec = DATASETS[name]
-        missing = [section["path"] for section in (spec["source"], spec["target"]) if not Path(section["path"]).is_dir()]
+    for name, spec in specs.items():
+        missing = [folder for folder in dataset_folders(spec) if not Path(folder).is_dir()]
         if missing:
-            print(f"skip {name}: shared data not found at {', '.join(missing)}", flush=True)
+            print(f"skip {name}: data not found at {', '.join(missing)}", flush=True)
             all_results["datasets"][name] = {"skipped": f"missing {', '.join(missing)}"}
             continue
-        print(f"{name}: methods {', '.join(methods)}; seeds {seeds}", flush=True)
+        methods = asked or list(configured[name].transfer.methods)
         dataset_methods = [method for method in methods if method != "content" or spec.get("titles")]
-        outcome = run_dataset(name, spec, dataset_methods, seeds, work, arguments.given_valid, arguments.sampled, tuple(arguments.set))
+        print(f"{name}: methods {', '.join(dataset_methods)}; seeds {seeds}", flush=True)
+        outcome = run_dataset(name, spec, dataset_methods, seeds, work, arguments.sampled, tuple(arguments.set))
         all_results["datasets"][name] = {
             **outcome,
             "cohort": spec["cohort"],
