@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from xdt.collapse import PairedValidation, collapse_warnings
 from xdt.config import ExperimentConfig
+from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
+from xdt.evaluate import evaluate_model
 from xdt.methods.context import MethodContext
+from xdt.models.popularity import Popularity
 from xdt.models.registry import get_method
 from xdt.pretrain import SKIPPED
 from xdt.progress import Reporter, SilentReporter
@@ -66,8 +73,37 @@ def transfer_method(
     context = MethodContext(config, dataset, run, strategy, source_model, reporter)
     model = entry.trainer()(context)
     save_model(run, model)
-    run.update_info(status=STATUS_COMPLETE, uses_source=entry.uses_source, needs_source_model=entry.needs_source_model)
+    warnings = collapse_check(context, method, model, uses_source=entry.uses_source)
+    for warning in warnings:
+        reporter.status(f"[yellow]warning:[/yellow] {warning}")
+    run.update_info(status=STATUS_COMPLETE, uses_source=entry.uses_source, needs_source_model=entry.needs_source_model, warnings=warnings)
     return run
+
+
+def collapse_check(context: MethodContext, method: str, model: Any, *, uses_source: bool) -> list[str]:
+    """`xdt.collapse` warnings for a trained method (none for methods with no training epochs, the baselines).
+
+    The comparison with popularity uses the validation users the method could serve: all of them
+    for a transfer method, the warm ones for a target-only method (a cold-start user is at
+    popularity level there by construction).
+    """
+    history = [record for record in context.run.metrics_history() if "epoch" in record]
+    if not history:
+        return []
+    users = context.validation_users("all" if uses_source else "warm")
+    paired = None
+    if len(users):
+        metric = context.config.evaluate.validation_metric
+        dataset = context.dataset
+        popularity = Popularity(dataset.n_items(TARGET))
+        popularity.set_counts(np.bincount(dataset.rows(TARGET, "train")["item"].to_numpy(), minlength=dataset.n_items(TARGET)))
+        k = int(metric.split("@")[1])
+        scored = [
+            evaluate_model(scorer, dataset, split="valid", ks=[k], batch_size=context.config.evaluate.batch_size, users=users)[metric].to_numpy()
+            for scorer in (model.score_all, popularity.score_all)
+        ]
+        paired = PairedValidation(metric, *scored)
+    return collapse_warnings(method, history=history, loss=context.config.transfer.loss, paired=paired)
 
 
 def transfer_all(
