@@ -99,3 +99,24 @@ def test_every_command_has_help() -> None:
     for command in (["prepare"], ["pretrain-source"], ["transfer"], ["evaluate"], ["recommend"], ["run"], ["runs", "list"], ["runs", "show"]):
         result = invoke(*command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_recommend_refuses_an_empty_users_file_by_name(trained: dict) -> None:
+    empty = trained["folder"] / "empty.txt"
+    empty.write_text("\n  \n")
+    result = invoke("recommend", trained["runs"]["finetune"], "--users", str(empty))
+    assert result.exit_code == 2
+    assert f"--users: {empty} holds no user ids" in result.output and "recommend needs --user" not in result.output
+
+
+def test_recommend_serves_each_user_once_in_first_seen_order(trained: dict) -> None:
+    users = pd.read_parquet(trained["folder"] / "data" / "tiny" / "users.parquet")["raw_user"].astype(str).tolist()
+    first, second = users[0], users[1]
+    listed = trained["folder"] / "repeated.txt"
+    listed.write_text(f"{second}\n{first}\n{second}\n")
+    output = trained["folder"] / "once.csv"
+    result = invoke("recommend", trained["runs"]["finetune"], "--user", first, "--users", str(listed), "--k", "3", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert "6 recommendations for 2 users" in result.output
+    frame = pd.read_csv(output, dtype={"user": str})
+    assert frame["user"].tolist() == [first] * 3 + [second] * 3

@@ -147,3 +147,45 @@ def test_compare_many_groups_by_config_keys_and_reports_problems(experiment: dic
         compare_many(tmp_path / "runs", "tiny", ["transfer.nope"])
     with pytest.raises(XdtError, match="No evaluated transfer runs"):
         compare_many(tmp_path / "runs", "missing-experiment", ["method"])
+
+
+def test_runs_of_one_seed_count_once_and_are_named_in_a_warning(experiment: dict[str, RunDirectory], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xdt.cli import app
+
+    runs_root = tmp_path / "runs"
+    for name in ("20260101-000001-aaaaaa", "20260101-000002-bbbbbb"):
+        copy_run(experiment["emcdr"], runs_root / "tiny" / name).update_info(seed=42)
+    newest = copy_run(experiment["emcdr"], runs_root / "tiny" / "20260101-000003-cccccc")
+    newest.update_info(seed=42)
+    results = newest.read_json("results.json")
+    results["test"]["all"]["ndcg@10"] += 0.05
+    newest.write_json("results.json", results)
+    other_seed = copy_run(experiment["emcdr"], runs_root / "tiny" / "20260101-000004-dddddd")
+    other_seed.update_info(seed=43)
+
+    (row,) = compare_many(runs_root, "tiny", ["method"]).rows
+    assert row.runs == ["20260101-000003-cccccc", "20260101-000004-dddddd"] and row.seeds == [42, 43]
+    assert row.values["ndcg@10"] == pytest.approx(summarise_over_seeds([results["test"]["all"]["ndcg@10"], results["test"]["all"]["ndcg@10"] - 0.05]))
+
+    result = CliRunner().invoke(app, ["runs", "compare", "--experiment", "tiny", "--runs-dir", str(runs_root)])
+    assert result.exit_code == 0, result.output
+    dataset = row.group["dataset"]
+    assert (
+        f"warning: dataset {dataset}, method emcdr: 3 runs of method emcdr share seed 42; kept the newest, 20260101-000003-cccccc, and left out "
+        "20260101-000001-aaaaaa, 20260101-000002-bbbbbb (runs of one seed are not independent samples)"
+    ) in result.output
+    table_line = next(line for line in result.output.splitlines() if line.startswith(f"| {dataset}"))
+    assert table_line.split("|")[3].strip() == "2"
+
+
+def test_two_runs_of_one_seed_are_one_sample_not_a_zero_std(experiment: dict[str, RunDirectory], tmp_path: Path) -> None:
+    runs_root = tmp_path / "runs"
+    for name in ("20260101-000001-aaaaaa", "20260101-000002-bbbbbb"):
+        copy_run(experiment["popularity"], runs_root / "tiny" / name).update_info(seed=42)
+    table = compare_many(runs_root, "tiny", ["method"])
+    markdown = render_table(table, "markdown")
+    assert "± 0.0000" not in markdown
+    assert markdown.splitlines()[-1].split("|")[3].strip() == "1"
+    assert len(table.warnings) == 1 and "2 runs of method popularity share seed 42" in table.warnings[0]

@@ -41,3 +41,64 @@ def test_run_layout_and_metadata(tmp_path: Path) -> None:
     assert open_run(child.path).info()["method"] == "emcdr"
     with pytest.raises(XdtError, match="Not a run directory"):
         open_run(tmp_path)
+
+
+def test_a_damaged_run_is_listed_as_damaged_with_the_reason(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from xdt.cli import app
+
+    healthy, truncated, not_an_object = make(tmp_path), make(tmp_path), make(tmp_path)
+    (truncated.path / "run.json").write_text('{"kind": "pretrain", "sta')
+    (not_an_object.path / "run.json").write_text("[1, 2]")
+    (tmp_path / "e" / "20260101-000000-abcdef").mkdir()
+    (tmp_path / "e" / "notes").mkdir()
+    listing = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path), "--json"])
+    assert listing.exit_code == 0, listing.output
+    rows = {row["path"]: row for row in json.loads(listing.output)}
+    assert len(rows) == 4 and str(tmp_path / "e" / "notes") not in rows
+    assert rows[str(healthy.path)]["status"] == "running" and "problem" not in rows[str(healthy.path)]
+    assert rows[str(truncated.path)]["status"] == "damaged"
+    assert rows[str(truncated.path)]["problem"] == f"Run {truncated.path}: run.json is damaged: not valid JSON at line 1 column 22 (Unterminated string starting at)"
+    assert rows[str(not_an_object.path)]["problem"].endswith("run.json is damaged: expected a JSON object, found list")
+    assert rows[str(tmp_path / "e" / "20260101-000000-abcdef")]["problem"] == f"Run {tmp_path / 'e' / '20260101-000000-abcdef'} has no run.json"
+    table = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path)])
+    assert table.exit_code == 0
+    assert table.output.count("│ damaged ") == 3
+    assert [line.split(": run.json")[-1] for line in table.output.splitlines() if line.startswith("damaged: ")][1:] == [
+        " is damaged: not valid JSON at line 1 column 22 (Unterminated string starting at)",
+        " is damaged: expected a JSON object, found list",
+    ]
+
+
+def test_writing_into_a_vanished_run_names_the_folder(tmp_path: Path) -> None:
+    import shutil
+
+    from xdt.errors import RunVanishedError
+
+    run = make(tmp_path)
+    shutil.rmtree(run.path)
+    with pytest.raises(RunVanishedError, match=rf"^Run directory {run.path} vanished \(deleted or moved\) while writing metrics.jsonl\."):
+        run.append_metrics({"epoch": 1})
+    with pytest.raises(RunVanishedError, match="while updating run.json"):
+        run.update_info(status="complete")
+
+
+def test_an_os_error_is_traced_to_a_vanished_run_of_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import xdt.runs
+    from xdt.runs import vanished_run_error
+
+    monkeypatch.setattr(xdt.runs, "PROCESS_RUNS", [])
+    run = make(tmp_path)
+    unrelated = FileNotFoundError(2, "No such file or directory", str(tmp_path / "elsewhere.csv"))
+    with pytest.raises(FileNotFoundError):
+        raise vanished_run_error(unrelated)
+    shutil.rmtree(run.path)
+    h5py_error = FileNotFoundError(2, "Unable to synchronously create file", str(run.path / "checkpoints" / "model.weights.h5"))
+    assert str(vanished_run_error(h5py_error)).startswith(f"Run directory {run.path} vanished (deleted or moved) while writing model.weights.h5.")
+    make(tmp_path).update_info(status="complete")
+    assert xdt.runs.PROCESS_RUNS == [run]

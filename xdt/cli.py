@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from xdt.commands.analysis import register as register_analysis_commands
-from xdt.config import LoadedConfig, load_config
+from xdt.config import LoadedConfig, config_from_dict, load_config, read_config_text
 from xdt.errors import XdtError
-from xdt.runs import RunDirectory, iter_runs, open_run, run_status
+from xdt.runs import STATUS_DAMAGED, RunDirectory, listing_row, open_run, run_folders, vanished_run_error
 
 app = typer.Typer(
     name="xdt",
@@ -67,22 +67,21 @@ def load(config: Path, overrides: list[str] | None) -> LoadedConfig:
 
 
 def resumed(run_path: Path) -> tuple[RunDirectory, LoadedConfig]:
-    """Open a run to resume and the config it ran with."""
-    from xdt.session import load_run_config
-
+    """Open a run to resume and the exact config it ran with (resolved.json), validated before TensorFlow is imported."""
     run = open_run(run_path)
-    config = load_run_config(run)
-    return run, LoadedConfig(config, (run.path / "config.yaml").read_text(), run.path / "config.yaml", ())
+    config = config_from_dict(run.read_json("resolved.json"), source=str(run.path / "resolved.json"))
+    config_file = run.path / "config.yaml"
+    return run, LoadedConfig(config, read_config_text(config_file), config_file, ())
 
 
 @app.command()
 def prepare(config: ConfigArgument, set_: SetOption = None) -> None:
     """Read, clean and split the configured data into data/<name>/ and print what was done."""
     try:
+        loaded = load(config, set_)
         from xdt.data.prepare import prepare_dataset
         from xdt.tables import drops_table, manifest_table
 
-        loaded = load(config, set_)
         manifest = prepare_dataset(loaded.config, progress=lambda stage: stderr.print(f"[dim]·[/dim] prepare: {stage}"))
     except XdtError as error:
         fail(error)
@@ -103,12 +102,14 @@ def pretrain_source(
 ) -> None:
     """Train the source-domain model into a new run directory (or continue one with --resume)."""
     try:
+        run, loaded = resumed(resume) if resume else (None, load(require(config), set_))
         from xdt.pretrain import pretrain_source as train
 
-        run, loaded = resumed(resume) if resume else (None, load(require(config), set_))
         run = train(loaded.config, config_text=loaded.text, reporter=reporter(), resume=run)
     except XdtError as error:
         fail(error)
+    except OSError as error:
+        fail(vanished_run_error(error))
     stdout.print(f"pretrain run: {run.path}")
 
 
@@ -121,23 +122,27 @@ def transfer(
 ) -> None:
     """Train each method in transfer.methods on the target domain, one run directory per method."""
     try:
-        from xdt.transfer import transfer_method
-
         if resume:
             run, loaded = resumed(resume)
             parent = open_run(run.info()["parent"])
+            from xdt.transfer import transfer_method
+
             runs = [transfer_method(loaded.config, run.info()["method"], parent=parent, config_text=loaded.text, reporter=reporter(), resume=run)]
         else:
             loaded = load(require(config), set_)
             if from_ is None:
                 raise XdtError("transfer needs --from PRETRAIN_RUN (the run printed by `xdt pretrain-source`)")
             parent = open_run(from_)
+            from xdt.transfer import transfer_method
+
             runs = [
                 transfer_method(loaded.config, method, parent=parent, config_text=loaded.text, reporter=reporter())
                 for method in loaded.config.transfer.methods
             ]
     except XdtError as error:
         fail(error)
+    except OSError as error:
+        fail(vanished_run_error(error))
     for run in runs:
         stdout.print(f"transfer run ({run.info()['method']}): {run.path}")
 
@@ -155,6 +160,8 @@ def evaluate(run: RunArgument) -> None:
         report = write_report(directory)
     except XdtError as error:
         fail(error)
+    except OSError as error:
+        fail(vanished_run_error(error))
     if results.get("task") == "rating":
         from xdt.rating.experiment import rating_table
 
@@ -180,12 +187,10 @@ def recommend(
     Rating runs rank by the predicted rating of their learned method with the best validation score; sequential runs by the next-item score after each user's whole history.
     """
     try:
-        from xdt.recommend import read_user_file
         from xdt.recommend import recommend as recommend_users
+        from xdt.recommend import requested_users
 
-        requested = list(user or []) + (read_user_file(str(users)) if users else [])
-        if not requested:
-            raise XdtError("recommend needs --user ID or --users FILE")
+        requested = requested_users(user or [], users)
         frame = recommend_users(open_run(run), requested, k=k)
     except XdtError as error:
         fail(error)
@@ -205,11 +210,11 @@ def recommend(
 def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
     """Run the whole pipeline (per seed of `seeds`): prepare → pretrain-source → transfer → evaluate → report → example recommendations."""
     try:
+        loaded = load(config, set_)
         from xdt.experiment import aggregate_over_seeds, run_experiment
         from xdt.recommend import recommend as recommend_users
         from xdt.tables import headline_k, recommendations_table, results_table, sampled_table, seeds_table
 
-        loaded = load(config, set_)
         outcomes = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
         if loaded.config.task == "rating":
             from xdt.rating.experiment import rating_seeds_table, rating_table
@@ -239,6 +244,8 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
             stdout.print(recommendations_table(frame, title=f"Example recommendations ({shown.info()['method']})"))
     except XdtError as error:
         fail(error)
+    except OSError as error:
+        fail(vanished_run_error(error))
     for outcome in outcomes:
         stdout.print(f"seed {outcome.seed} pretrain run: {outcome.pretrain_run.path}")
         for method, directory in outcome.transfer_runs.items():
@@ -269,26 +276,19 @@ def runs_list(
     runs_dir: Annotated[Path, typer.Option(help="Where run directories live.")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List runs, oldest first, with their status and test NDCG@10."""
+    """List runs, oldest first, with their status and test NDCG@10; runs whose files cannot be read are `damaged`."""
     from xdt.tables import runs_table
 
-    rows = []
-    for run in iter_runs(runs_dir, experiment):
-        info = run.info()
-        score = ""
-        results_file = run.path / "results.json"
-        if results_file.is_file():
-            results = json.loads(results_file.read_text())
-            value = results.get("test", {}).get("all", {}).get("ndcg@10")
-            score = f"{value:.4f}" if value is not None else ""
-        rows.append({"run": run.run_id, "experiment": run.experiment, "kind": info.get("kind"), "method": info.get("method"),
-                     "status": run_status(info), "score": score, "path": str(run.path)})
+    rows = [listing_row(run) for run in run_folders(runs_dir, experiment)]
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
         stdout.print(f"No runs under {runs_dir}")
     else:
         stdout.print(runs_table(rows))
+        for row in rows:
+            if row["status"] == STATUS_DAMAGED:
+                stderr.print(f"damaged: {escape(row['problem'])}", highlight=False, soft_wrap=True)
 
 
 @runs_app.command("show")

@@ -210,6 +210,7 @@ class RunsTable:
     rows: tuple[TableRow, ...]
     split: str
     skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def compare_many(
@@ -226,7 +227,8 @@ def compare_many(
     `group_by` fields are run.json keys (method, kind, seed, experiment) or dotted keys of the
     resolved config (e.g. transfer.epochs). Cohorts other than "all" get only the first metric,
     so the table stays narrow: ndcg@10 … mrr, cold ndcg@10, warm ndcg@10. The best mean per
-    column and dataset is marked.
+    column and dataset is marked. Runs of a group with the same method and seed are one sample,
+    not several: only the newest of them is kept, and a warning names the others.
     """
     groups: dict[tuple[str, ...], list[tuple[RunDirectory, dict[str, Any]]]] = {}
     skipped, ks = [], None
@@ -251,8 +253,10 @@ def compare_many(
         raise XdtError(f"No evaluated transfer runs under {where}" + (f" ({len(skipped)} not evaluated)" if skipped else ""))
     chosen = list(metrics) if metrics else default_metrics(ks or [10])
     columns = [metric for metric in chosen] + [f"{cohort} {chosen[0]}" for cohort in cohorts if cohort != "all"]
-    rows = []
-    for key, members in groups.items():
+    rows, warnings = [], []
+    for key, runs in groups.items():
+        members, note = one_run_per_seed(runs, dict(zip(("dataset", *group_by), key)))
+        warnings += note
         values = {}
         for column in columns:
             observed = [value for _, results in members if (value := column_value(results[split], column)) is not None]
@@ -268,7 +272,33 @@ def compare_many(
         )
     columns = [column for column in columns if any(column in row.values for row in rows)]
     mark_best(rows, columns)
-    return RunsTable(group_by=("dataset", *group_by), columns=tuple(columns), rows=tuple(rows), split=split, skipped=tuple(skipped))
+    return RunsTable(
+        group_by=("dataset", *group_by), columns=tuple(columns), rows=tuple(rows), split=split, skipped=tuple(skipped), warnings=tuple(warnings)
+    )
+
+
+def one_run_per_seed(
+    members: list[tuple[RunDirectory, dict[str, Any]]], group: dict[str, str]
+) -> tuple[list[tuple[RunDirectory, dict[str, Any]]], list[str]]:
+    """The newest run of each (method, seed) in a group, oldest first, and one warning per pair that had several.
+
+    Two runs of one method and seed (a re-run, a copy) are not independent samples: averaging
+    them would count the seed twice and shrink the std towards 0 (two identical runs: ± 0.0000).
+    Runs of different methods with one seed (a group by a config key) are different samples.
+    """
+    by_seed: dict[tuple[Any, Any], list[RunDirectory]] = {}
+    for run, _ in members:
+        info = run.info()
+        by_seed.setdefault((info.get("method"), info.get("seed")), []).append(run)
+    kept = {runs[-1] for runs in by_seed.values()}
+    label = ", ".join(f"{name} {value}" for name, value in group.items())
+    warnings = [
+        f"{label}: {len(runs)} runs of method {method} share seed {seed}; kept the newest, {runs[-1].run_id}, and left out "
+        f"{', '.join(run.run_id for run in runs[:-1])} (runs of one seed are not independent samples)"
+        for (method, seed), runs in by_seed.items()
+        if len(runs) > 1
+    ]
+    return [(run, results) for run, results in members if run in kept], warnings
 
 
 def group_value(run: RunDirectory, info: dict[str, Any], name: str) -> Any:
@@ -329,6 +359,7 @@ def render_table(table: RunsTable, format: TableFormat = "markdown") -> str:
                 for row in table.rows
             ],
             "skipped": list(table.skipped),
+            "warnings": list(table.warnings),
         }
         return json.dumps(payload, indent=2)
     if format == "csv":

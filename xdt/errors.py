@@ -11,3 +11,11 @@ class DataError(XdtError):
 
 class ConfigError(XdtError):
     """A configuration file or override that does not match the schema."""
+
+
+class DamagedRunError(XdtError):
+    """A run file that exists but cannot be read or parsed (truncated, edited by hand, not UTF-8)."""
+
+
+class RunVanishedError(XdtError):
+    """A run directory deleted or moved while this process was still writing into it."""

@@ -1,8 +1,12 @@
-"""`xdt recommend`: top-k target items with raw ids, titles and scores for raw user ids."""
+"""`xdt recommend`: top-k target items with raw ids, titles and scores for raw user ids.
+
+TensorFlow is imported only when scoring, so that a bad --users file fails at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +16,7 @@ from xdt.config import ExperimentConfig
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
-from xdt.evaluate import rank_items
 from xdt.runs import RunDirectory, check_model_run
-from xdt.session import load_model, load_run_config, open_dataset
 
 
 def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.DataFrame:
@@ -25,6 +27,9 @@ def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.Data
     """
     if k < 1:
         raise XdtError(f"Expected k >= 1. Received: k={k}")
+    from xdt.evaluate import rank_items
+    from xdt.session import load_run_config, open_dataset
+
     config = load_run_config(run)
     check_model_run(run, config.task, "recommend")
     dataset = open_dataset(config)
@@ -70,17 +75,36 @@ def target_scorer(run: RunDirectory, config: ExperimentConfig, dataset: Prepared
         from xdt.sequential.recommendation import next_item_scorer
 
         return next_item_scorer(run, config, dataset)
+    from xdt.session import load_model
+
     return load_model(run).score_all
+
+
+def requested_users(ids: Sequence[str], users_file: Path | None) -> list[str]:
+    """The users to serve: the --user ids, then the --users file's, each once in first-seen order.
+
+    Serving a user twice would only repeat their rows in the output. An empty file is refused by
+    its path, since "needs --user or --users" would be wrong when --users was given.
+    """
+    from_file = read_user_file(str(users_file)) if users_file is not None else []
+    if users_file is not None and not from_file:
+        raise XdtError(f"--users: {users_file} holds no user ids (expected one raw user id per line, or a CSV with a 'user' column)")
+    requested = list(dict.fromkeys([*ids, *from_file]))
+    if not requested:
+        raise XdtError("recommend needs --user ID or --users FILE")
+    return requested
 
 
 def read_user_file(path: str) -> list[str]:
     """Raw user ids from a file: one per line, or a CSV with a `user` column."""
-    from pathlib import Path
-
     file = Path(path)
     if not file.is_file():
         raise XdtError(f"--users: file not found: {path}")
-    lines = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise XdtError(f"--users: {path}: expected UTF-8 text, but byte offset {error.start} is not valid UTF-8") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and lines[0].split(",")[0] == "user":
         return [line.split(",")[0] for line in lines[1:]]
     return lines

@@ -83,9 +83,13 @@ def save_checkpoint(model: keras.Model, folder: Path) -> None:
 
 
 def restore_checkpoint(model: keras.Model, folder: Path) -> None:
-    """Load weights and optimiser variables saved by `save_checkpoint`."""
-    model.load_weights(folder / "model.weights.h5")
+    """Load weights and optimiser variables saved by `save_checkpoint`.
+
+    The optimiser is built first: the weights file holds its variables too, and Keras skips
+    them with a UserWarning when the fresh optimiser has only its step and learning rate.
+    """
     model.optimizer.build(model.trainable_variables)
+    model.load_weights(folder / "model.weights.h5")
     saved = np.load(folder / "optimizer.npz")
     if len(saved.files) != len(model.optimizer.variables):
         raise RuntimeError(f"Checkpoint {folder} has {len(saved.files)} optimiser variables, expected {len(model.optimizer.variables)}")
@@ -155,19 +159,22 @@ def fit_pairwise(
         loss = float(history.history["loss"][-1])
         score = validate(model) if validate is not None else None
         state.epoch = epoch
-        if score is None or score > state.best_score:
+        improved = score is None or score > state.best_score
+        if improved:
             state.best_score = score if score is not None else state.best_score
             state.best_epoch = epoch
             state.wait = 0
-            save_weights_atomic(model, run.checkpoints / f"{stage}-best.weights.h5")
         else:
             state.wait += 1
             state.stopped_early = state.wait >= training.patience
         seconds = time.perf_counter() - started
         previous = state.checkpoint
         state.checkpoint = f"{stage}-epoch-{epoch}"
-        save_checkpoint(model, run.checkpoints / state.checkpoint)
-        write_json_atomic(state_file, state.__dict__)
+        with run.guard(f"saving the epoch {epoch} checkpoint of {stage}"):
+            if improved:
+                save_weights_atomic(model, run.checkpoints / f"{stage}-best.weights.h5")
+            save_checkpoint(model, run.checkpoints / state.checkpoint)
+            write_json_atomic(state_file, state.__dict__)
         if previous:
             shutil.rmtree(run.checkpoints / previous, ignore_errors=True)
         record = {"stage": stage, "epoch": epoch, "loss": loss, "seconds": round(seconds, 3)}
@@ -182,5 +189,6 @@ def fit_pairwise(
         on_epoch(EpochReport(stage, epoch, training.epochs, loss, score, seconds))
         if kill_after is not None and int(kill_after) == epoch:
             os.kill(os.getpid(), signal.SIGKILL)
-    model.load_weights(run.checkpoints / f"{stage}-best.weights.h5")
+    with run.guard(f"loading the best weights of {stage}"):
+        model.load_weights(run.checkpoints / f"{stage}-best.weights.h5")
     return state

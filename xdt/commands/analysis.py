@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from xdt.errors import XdtError
 
@@ -128,8 +129,10 @@ def runs_compare(
     except XdtError as error:
         fail(error)
     print(text, end="" if text.endswith("\n") else "\n")
+    _, stderr = consoles()
+    for warning in table.warnings:
+        stderr.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     if table.skipped:
-        _, stderr = consoles()
         stderr.print(f"[dim]skipped {len(table.skipped)} transfer runs without test results: {'; '.join(table.skipped[:3])}"
                      f"{' …' if len(table.skipped) > 3 else ''}[/dim]", highlight=False, soft_wrap=True)
 
