@@ -189,3 +189,13 @@ def test_two_runs_of_one_seed_are_one_sample_not_a_zero_std(experiment: dict[str
     assert "± 0.0000" not in markdown
     assert markdown.splitlines()[-1].split("|")[3].strip() == "1"
     assert len(table.warnings) == 1 and "2 runs of method popularity share seed 42" in table.warnings[0]
+
+
+def test_damaged_runs_are_skipped_with_the_reason(experiment: dict[str, RunDirectory], tmp_path: Path) -> None:
+    runs_root = tmp_path / "runs"
+    copy_run(experiment["emcdr"], runs_root / "tiny" / "20260101-000001-aaaaaa")
+    damaged = copy_run(experiment["popularity"], runs_root / "tiny" / "20260101-000002-bbbbbb")
+    (damaged.path / "results.json").write_text('{"test": ')
+    table = compare_many(runs_root, "tiny", ["method"])
+    assert [row.group["method"] for row in table.rows] == ["emcdr"]
+    assert table.skipped == (f"{damaged.path} (damaged: Run {damaged.path}: results.json is damaged: not valid JSON at line 1 column 10 (Expecting value))",)

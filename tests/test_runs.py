@@ -102,3 +102,16 @@ def test_an_os_error_is_traced_to_a_vanished_run_of_this_process(tmp_path: Path,
     assert str(vanished_run_error(h5py_error)).startswith(f"Run directory {run.path} vanished (deleted or moved) while writing model.weights.h5.")
     make(tmp_path).update_info(status="complete")
     assert xdt.runs.PROCESS_RUNS == [run]
+
+
+def test_runs_show_names_a_damaged_file_with_exit_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xdt.cli import app
+
+    run = make(tmp_path)
+    (run.path / "results.json").write_bytes(b'{"stage": "pr\xe9train"}')
+    result = CliRunner().invoke(app, ["runs", "show", str(run.path)])
+    assert result.exit_code == 2
+    assert f"Run {run.path}: results.json is damaged: not UTF-8 text (byte offset 13)" in result.output
+    assert "Traceback" not in result.output

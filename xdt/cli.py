@@ -296,15 +296,14 @@ def runs_show(run: RunArgument) -> None:
     """Show a run's metadata, parent and results."""
     try:
         directory = open_run(run)
+        info = directory.info()
+        results = directory.read_json("results.json") if (directory.path / "results.json").is_file() else None
     except XdtError as error:
         fail(error)
     from xdt.tables import results_table
 
-    info = directory.info()
     stdout.print_json(json.dumps(info))
-    results_file = directory.path / "results.json"
-    if results_file.is_file():
-        results = json.loads(results_file.read_text())
+    if results is not None:
         if "test" in results:
             stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
         else:

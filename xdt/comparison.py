@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from xdt.errors import XdtError
+from xdt.errors import DamagedRunError, XdtError
 from xdt.runs import RunDirectory, iter_runs
 from xdt.significance import PairedComparison, compare_per_user, summarise_over_seeds
 
@@ -233,14 +233,17 @@ def compare_many(
     groups: dict[tuple[str, ...], list[tuple[RunDirectory, dict[str, Any]]]] = {}
     skipped, ks = [], None
     for run in iter_runs(Path(runs_root), experiment):
-        info = run.info()
-        results_file = run.path / "results.json"
-        if info.get("kind") != "transfer":
+        try:
+            info = run.info()
+            if info.get("kind") != "transfer":
+                continue
+            if not (run.path / "results.json").is_file():
+                skipped.append(f"{run.path} ({info.get('status')}, not evaluated)")
+                continue
+            results = run.read_json("results.json")
+        except DamagedRunError as error:
+            skipped.append(f"{run.path} (damaged: {error})")
             continue
-        if not results_file.is_file():
-            skipped.append(f"{run.path} ({info.get('status')}, not evaluated)")
-            continue
-        results = json.loads(results_file.read_text())
         if split not in results:
             skipped.append(f"{run.path} (no {split} results)")
             continue

@@ -133,7 +133,7 @@ def runs_compare(
     for warning in table.warnings:
         stderr.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     if table.skipped:
-        stderr.print(f"[dim]skipped {len(table.skipped)} transfer runs without test results: {'; '.join(table.skipped[:3])}"
+        stderr.print(f"[dim]skipped {len(table.skipped)} runs without readable test results: {'; '.join(table.skipped[:3])}"
                      f"{' …' if len(table.skipped) > 3 else ''}[/dim]", highlight=False, soft_wrap=True)
 
 
