@@ -187,3 +187,10 @@ def test_config_errors_come_before_tensorflow_is_imported(tmp_path: Path, comman
     first, _, output = completed.stdout.partition("\n")
     assert first == "2 False False", completed.stdout + completed.stderr
     assert f"{path}: unknown key 'bad'." in output
+
+
+def test_a_set_value_with_a_duplicate_key_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE)
+    result = invoke_prepare(path, "transfer.optimizer={name: adam, name: sgd}")
+    assert result.exit_code == 2
+    assert f"{path}: --set transfer.optimizer:1: duplicate key 'transfer.optimizer.name': first at line 1 column 2, again at line 1 column 14." in result.output

@@ -36,14 +36,15 @@ class UniqueKeyLoader(yaml.SafeLoader):
     (parents are constructed before their children), so the error names the full path.
     """
 
-    def __init__(self, stream: str, source: str) -> None:
+    def __init__(self, stream: str, source: str, root: str = "") -> None:
         super().__init__(stream)
         self.source = source
+        self.root = root
         self.key_paths: dict[int, str] = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Check the keys written in this mapping (merge keys `<<` may repeat others), then construct it."""
-        path = self.key_paths.get(id(node), "")
+        path = self.key_paths.get(id(node), self.root)
         first_marks: dict[Any, yaml.Mark] = {}
         for key_node, value_node in node.value:
             if key_node.tag == MERGE_TAG:
@@ -60,7 +61,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
         """Tell each item its key path (`transfer.methods[1]`), then construct the list."""
-        path = self.key_paths.get(id(node), "")
+        path = self.key_paths.get(id(node), self.root)
         for index, child in enumerate(node.value):
             self.key_paths[id(child)] = f"{path}[{index}]"
         return super().construct_sequence(node, deep=deep)
@@ -77,9 +78,12 @@ def duplicate_key_error(source: str, key_path: str, first: yaml.Mark, again: yam
     )
 
 
-def load_yaml(text: str, *, source: str) -> Any:
-    """Parse one YAML document safely, refusing duplicate keys (ConfigError naming `source`, key path and lines)."""
-    loader = UniqueKeyLoader(text, source)
+def load_yaml(text: str, *, source: str, root: str = "") -> Any:
+    """Parse one YAML document safely, refusing duplicate keys (ConfigError naming `source`, key path and lines).
+
+    `root` is the key path of the document itself, for a value given on its own (`--set dataset={...}`).
+    """
+    loader = UniqueKeyLoader(text, source, root)
     try:
         return loader.get_single_data()
     finally:
@@ -124,7 +128,7 @@ def apply_override(raw: dict[str, Any], override: str, *, source: str) -> None:
     if not all(keys):
         raise ConfigError(f"--set expects key.path=value. Received: {override!r}")
     try:
-        value = yaml.safe_load(value_text)
+        value = load_yaml(value_text, source=f"{source}: --set {key_path}", root=key_path.strip())
     except yaml.YAMLError:
         value = value_text
     node = raw
