@@ -247,8 +247,10 @@ def test_fast_csv_matches_the_careful_reader(tmp_path: Path, gzipped: bool) -> N
         path.write_text(text)
     fast = read_delimited_interactions_fast(path, ",", True, "utf-8", None)
     assert fast is not None
-    pd.testing.assert_frame_equal(fast, careful(path, {}))
-    pd.testing.assert_frame_equal(read_domain("csv", path).interactions, fast)
+    frame, lines = fast
+    pd.testing.assert_frame_equal(frame, careful(path, {}))
+    pd.testing.assert_frame_equal(read_domain("csv", path).interactions, frame)
+    assert (lines.lines, lines.counts) == (5, {"rows": 3, "header": 1, "blank_lines": 1, "bad_rows": 0})
 
 
 def test_fast_csv_headerless_positions(tmp_path: Path) -> None:
@@ -256,8 +258,8 @@ def test_fast_csv_headerless_positions(tmp_path: Path) -> None:
     columns = {"user": 1, "item": 2, "rating": 3, "timestamp": 0}
     fast = read_delimited_interactions_fast(path, "\t", False, "utf-8", columns)
     assert fast is not None
-    pd.testing.assert_frame_equal(fast, careful(path, {"columns": columns}, header=False, delimiter="\t"))
-    assert fast["timestamp"].tolist() == [7, 8]
+    pd.testing.assert_frame_equal(fast[0], careful(path, {"columns": columns}, header=False, delimiter="\t"))
+    assert fast[0]["timestamp"].tolist() == [7, 8]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from xdt.data.readers import READERS, BadRow, read_domain
@@ -510,3 +512,129 @@ def test_items_columns_without_items_path(tmp_path: Path) -> None:
         path,
         options={"items_columns": {"item": "id", "title": "name"}},
     )
+
+
+# --- files that cannot be read: always a DataError naming the file, never a traceback ----------
+
+LATIN1_HINT = "set the domain's reader option encoding, e.g. options: {encoding: latin-1}."
+
+
+@pytest.mark.parametrize("policy", ["error", "skip"])
+@pytest.mark.parametrize("reader", ["csv", "jsonl"])
+def test_a_latin1_byte_names_line_offset_and_the_encoding_option(tmp_path: Path, policy: str, reader: str) -> None:
+    lines = ["user,item", "u1,i1", "u2,café"] if reader == "csv" else ['{"user": "u1", "item": "i1"}', '{"user": "u2", "item": "café"}']
+    path = tmp_path / f"r.{reader}"
+    path.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    offset = len("\n".join(lines).encode("latin-1").split(b"\xe9")[0])
+    expect_error(
+        f"{path}:{len(lines)}: bytes e9 at byte offset {offset} are not valid utf-8 text. Expected a file in utf-8; "
+        f"it is probably in another encoding: {LATIN1_HINT}",
+        reader,
+        path,
+        on_bad_rows=policy,
+    )
+    read = read_domain(reader, path, options={"encoding": "latin-1"}, on_bad_rows=policy)
+    assert read.interactions["item"].tolist() == ["i1", "café"]
+
+
+def test_a_bad_byte_in_a_gzip_file_counts_decompressed_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "ratings.dat.gz"
+    path.write_bytes(gzip.compress(b"1\t10\t5\n2\t1\xff\t4\n"))
+    expect_error(
+        f"{path}:2: bytes ff at byte offset 10 (offsets count decompressed bytes) are not valid utf-8 text. "
+        f"Expected a file in utf-8; it is probably in another encoding: {LATIN1_HINT}",
+        "douban",
+        path,
+    )
+
+
+@pytest.mark.parametrize("reader", ["csv", "jsonl", "amazon"])
+def test_a_gz_file_that_is_not_gzip_is_named(tmp_path: Path, reader: str) -> None:
+    path = write(tmp_path / "r.csv", "user,item\nu,i\n").rename(tmp_path / "r.csv.gz")
+    expect_error(
+        f"{path}: not a readable gzip file (Not a gzipped file (b'us')). Expected gzip-compressed text because the "
+        "name ends in .gz; if the file is plain text, rename it without .gz.",
+        reader,
+        path,
+    )
+
+
+@pytest.mark.parametrize("reader", ["csv", "jsonl"])
+def test_a_truncated_gz_file_is_named(tmp_path: Path, reader: str) -> None:
+    rows = "".join(f"u{index * 7919 % 10007},i{index * 104729 % 99991}\n" for index in range(3000))
+    data = gzip.compress(("user,item\n" + rows).encode())
+    path = tmp_path / "r.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    expect_error(
+        f"{path}: the gzip stream is truncated (Compressed file ended before the end-of-stream marker was reached). "
+        "Expected a complete .gz file; it was probably cut short while downloading or copying — fetch it again.",
+        reader,
+        path,
+    )
+
+
+@pytest.mark.parametrize(("reader", "name"), [("csv", "r.csv"), ("jsonl", "r.jsonl"), ("douban", "ratings.dat")])
+def test_a_zero_byte_file_is_named(tmp_path: Path, reader: str, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"")
+    expect_error(
+        f"{path}: the file is empty (0 bytes). Expected text lines; check that it was copied completely.", reader, path
+    )
+
+
+def test_a_zero_byte_parquet_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.parquet"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"Could not read parquet file '{path}': .*Expected an Apache Parquet file."):
+        read_domain("parquet", path)
+
+
+def test_a_csv_of_blank_lines_has_no_header(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "\n , \n")
+    expect_error(f"{path}: no header line, only 2 blank lines. Expected a header naming the columns, then rows.", "csv", path)
+
+
+def test_an_unknown_encoding_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "user,item\nu,i\n")
+    expect_error(
+        "Unknown encoding 'latin-9x' in option encoding of the csv reader. "
+        "Expected a Python codec name such as utf-8, latin-1 or cp1252.",
+        "csv",
+        path,
+        options={"encoding": "latin-9x"},
+    )
+
+
+def test_every_text_reader_accepts_the_encoding_option(tmp_path: Path) -> None:
+    write(tmp_path / "douban" / "ratings.dat", "1\tcafé\t5\n", encoding="latin-1")
+    write(tmp_path / "cdrib" / "train.txt", "0\tcafé\n", encoding="latin-1")
+    write(tmp_path / "cdrib" / "valid.txt", "0\t1\n")
+    write(tmp_path / "cdrib" / "test.txt", "0\t2\n")
+    write(tmp_path / "amazon.json", '{"reviewerID": "A", "asin": "café"}\n', encoding="latin-1")
+    options = {"encoding": "latin-1"}
+    for reader, path in (("douban", tmp_path / "douban"), ("amazon", tmp_path / "amazon.json")):
+        assert read_domain(reader, path, domain="d", options=options).interactions["item"].tolist() == ["café"]
+    cdrib = read_domain("cdrib", tmp_path / "cdrib", domain="d", options={**options, "shared_users": 1})
+    assert cdrib.interactions["item"].tolist() == ["café", "1", "2"]
+
+
+# --- NaN is a bad row in every reader; a null or blank is a missing value ------------------------
+
+
+def test_nan_ratings_are_bad_rows_in_every_reader(tmp_path: Path) -> None:
+    csv_path = write(tmp_path / "r.csv", "user,item,rating\nu1,i1,NaN\nu2,i2,\n")
+    jsonl_path = write(tmp_path / "r.jsonl", '{"user": "u1", "item": "i1", "rating": NaN}\n{"user": "u2", "item": "i2", "rating": null}\n')
+    parquet_path = tmp_path / "r.parquet"
+    rating = pa.array([float("nan"), None], type=pa.float64())
+    pq.write_table(pa.table({"user": ["u1", "u2"], "item": ["i1", "i2"], "rating": rating}), parquet_path)
+    douban_path = write(tmp_path / "ratings.dat", "u1\ti1\tnan\nu2\ti2\t\n")
+    for reader, path, line, text in (
+        ("csv", csv_path, 2, "NaN"),
+        ("jsonl", jsonl_path, 1, "nan"),
+        ("parquet", parquet_path, 1, "nan"),
+        ("douban", douban_path, 1, "nan"),
+    ):
+        result = read_domain(reader, path, on_bad_rows="skip")
+        assert [(bad.line, bad.reason) for bad in result.bad_rows] == [(line, f"rating {text!r} is not a number")]
+        assert result.interactions["user"].tolist() == ["u2"]
+        assert result.interactions["rating"].isna().tolist() == [True]  # missing: implicit feedback later

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pandas as pd
 from xdt.config import DatasetConfig, DomainConfig, ExperimentConfig
 from xdt.data import protocols
 from xdt.data.protocols import SOURCE, SPLITS, TARGET
+from xdt.data.readers.result import BLANK_LINES, ReadResult
 from xdt.errors import DataError
 from xdt.runs import file_sha256, write_json_atomic
 
@@ -38,6 +39,8 @@ class DomainFrames:
     rows_read: int
     raw_users: np.ndarray
     raw_items: np.ndarray
+    input_lines: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def encode_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -138,19 +141,9 @@ def read_real_domain(domain: DomainConfig, dataset: DatasetConfig) -> DomainFram
     result = read_domain(
         domain.reader, path, domain=domain.name, options=domain.options, on_bad_rows=dataset.cleaning.on_bad_rows
     )
-    drops: list[dict[str, Any]] = []
-    if result.bad_rows:
-        drops.append(
-            {
-                "domain": domain.name,
-                "step": "bad_rows",
-                "reason": "unparseable or malformed lines (on_bad_rows: skip)",
-                "rows": len(result.bad_rows),
-                "examples": [asdict(bad) for bad in result.bad_rows[:5]],
-            }
-        )
+    drops = reading_drops(domain.name, result)
     frame, raw_users, raw_items = encode_ids(result.interactions)
-    rows_read = len(frame) + len(result.bad_rows)
+    rows_read = len(frame) + sum(drop["rows"] for drop in drops)
     steps: list[tuple[Callable[..., Any], dict[str, Any]]] = [(cleaning.drop_missing, {})]
     if domain.rating_range is not None:
         if len(domain.rating_range) != 2:
@@ -170,7 +163,32 @@ def read_real_domain(domain: DomainConfig, dataset: DatasetConfig) -> DomainFram
             "Check the reader, its columns option and the cleaning settings."
         )
     inputs = {str(file): file_sha256(file) for file in result.files}
-    return DomainFrames(frame, result.items, drops, inputs, rows_read, raw_users, raw_items)
+    input_lines = {account.file: {"lines": account.lines, **account.counts} for account in result.lines}
+    return DomainFrames(frame, result.items, drops, inputs, rows_read, raw_users, raw_items, input_lines, result.warnings)
+
+
+def reading_drops(domain: str, result: ReadResult) -> list[dict[str, Any]]:
+    """Drop records for the lines a reader skipped: bad rows (on_bad_rows: skip) and blank lines.
+
+    Together with the cleaning steps they account for every line read: rows_read minus all drops
+    is the rows kept.
+    """
+    drops: list[dict[str, Any]] = []
+    if result.bad_rows:
+        drops.append(
+            {
+                "domain": domain,
+                "step": "bad_rows",
+                "reason": "unparseable or malformed lines (on_bad_rows: skip)",
+                "rows": len(result.bad_rows),
+                "examples": [asdict(bad) for bad in result.bad_rows[:5]],
+            }
+        )
+    blank = sum(account.counts.get(BLANK_LINES, 0) for account in result.lines)
+    if blank:
+        reason = "blank lines (empty, or only spaces and separators)"
+        drops.append({"domain": domain, "step": "blank_lines", "reason": reason, "rows": blank})
+    return drops
 
 
 def deduplicate_duplicated_rows(frame: pd.DataFrame, *, domain: str, policy: str) -> tuple[pd.DataFrame, list[Any]]:
@@ -483,6 +501,7 @@ def build_manifest(
             "items": int(len(indexed.source_items if domain == SOURCE else indexed.target_items)),
             "rows": int(mask.sum()),
             "rows_read": int(frames.rows_read),
+            "input_lines": frames.input_lines,
             "overlap_users": int((domain_users[domain] & other_users).sum()),
             "splits": {
                 name: split_counts(user[mask & (split == code)], item[mask & (split == code)], other_users, train_users)

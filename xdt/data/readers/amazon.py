@@ -7,10 +7,11 @@ from typing import Any
 import pandas as pd
 
 from xdt.data.readers.bad_rows import settle_bad_rows
-from xdt.data.readers.conversion import build_items
-from xdt.data.readers.files import iterate_lines, require_file
+from xdt.data.readers.conversion import build_items, item_drops
+from xdt.data.readers.files import is_blank, iterate_lines, require_file
+from xdt.data.readers.generic import encoding_option
 from xdt.data.readers.options import check_options, text_option
-from xdt.data.readers.result import ReadResult
+from xdt.data.readers.result import FileLines, ReadResult
 from xdt.data.readers.tables import (
     Table,
     interactions_from_table,
@@ -35,29 +36,31 @@ def read_amazon(path: Path, domain: str | None, options: Mapping[str, Any], on_b
     order); the 2018 ratings-only files list item first: set column_order "item,user,rating,timestamp".
     metadata_path adds titles (and categories) from a metadata JSON-lines file.
     """
-    check_options("amazon", options, ("metadata_path", "column_order"))
+    check_options("amazon", options, ("metadata_path", "column_order", "encoding"))
     require_file(path, "amazon", "a reviews JSON-lines file or a ratings-only CSV")
     column_order = text_option("amazon", options, "column_order", RATINGS_ONLY_ORDER)
-    first_line = next((text for _, text in iterate_lines(path)), "")
+    encoding = encoding_option("amazon", options)
+    first_line = next((text for _, text in iterate_lines(path, encoding) if not is_blank(text)), "")
     if first_line.lstrip().startswith("{"):
-        table = read_json_lines_table(path)
+        table = read_json_lines_table(path, encoding)
         columns = _review_keys(table)
     else:
-        table = read_delimited_table(path, ",", header=False)
+        table = read_delimited_table(path, ",", header=False, encoding=encoding)
         columns = _ratings_only_columns(column_order, table)
-    frame, bad_rows = interactions_from_table(table, columns)
+    frame, bad_rows, lines = interactions_from_table(table, columns)
     bad_rows = settle_bad_rows(bad_rows, on_bad_rows)
-    files = [path]
+    files, accounts = [path], [lines]
     items: pd.DataFrame | None = None
     metadata_path = text_option("amazon", options, "metadata_path", None)
     if metadata_path is not None:
         metadata_file = Path(metadata_path)
         require_file(metadata_file, "amazon", "a metadata JSON-lines file (option metadata_path)")
-        metadata = read_json_lines_table(metadata_file)
+        metadata = read_json_lines_table(metadata_file, encoding)
         bad_rows += settle_bad_rows(metadata.bad_rows, on_bad_rows)
-        items = _metadata_items(metadata)
+        items, metadata_lines = _metadata_items(metadata)
         files.append(metadata_file)
-    return ReadResult(frame, items, bad_rows, files)
+        accounts.append(metadata_lines)
+    return ReadResult(frame, items, bad_rows, files, accounts)
 
 
 def _review_keys(table: Table) -> dict[str, str]:
@@ -89,8 +92,8 @@ def _ratings_only_columns(column_order: str, table: Table) -> dict[str, int]:
     return {name: position for position, name in enumerate(names)}
 
 
-def _metadata_items(metadata: Table) -> pd.DataFrame:
-    """Items from metadata lines: parent_asin (2023) or asin, title, and flattened categories."""
+def _metadata_items(metadata: Table) -> tuple[pd.DataFrame, FileLines]:
+    """Items from metadata lines: parent_asin (2023) or asin, title, and flattened categories; the file's line counts."""
     item_key = "parent_asin" if "parent_asin" in (metadata.names or ()) else "asin"
     if item_key not in (metadata.names or ()) or "title" not in (metadata.names or ()):
         raise DataError(
@@ -101,16 +104,17 @@ def _metadata_items(metadata: Table) -> pd.DataFrame:
         "|".join(_flatten_categories(first if first is not None else second))
         for first, second in zip(metadata.column("categories"), metadata.column("category"))
     ]
-    return build_items(metadata.column(item_key), metadata.column("title"), categories)
+    items = build_items(metadata.column(item_key), metadata.column("title"), categories)
+    return items, metadata.account(len(items), len(metadata.bad_rows), **item_drops(metadata.column(item_key), items))
 
 
 def _flatten_categories(value: Any) -> list[str]:
     """Unique category names in order: 2014 nests lists of paths, 2018/2023 give a flat list."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return [str(value)]
     names: dict[str, None] = {}
-    for entry in value if isinstance(value, Iterable) else [value]:
+    for entry in value:
         names.update(dict.fromkeys(_flatten_categories(entry)))
     return list(names)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from xdt.data.readers.bad_rows import make_bad_row
-from xdt.data.readers.result import INTERACTION_COLUMNS, BadRow
+from xdt.data.readers.result import DUPLICATE_ITEMS, INTERACTION_COLUMNS, MISSING_ITEMS, BadRow
 
 
 def identifiers(values: Sequence[Any]) -> pd.Series:
@@ -17,16 +17,25 @@ def identifiers(values: Sequence[Any]) -> pd.Series:
     return series.mask(blank).astype("str")
 
 
+def _is_nan(value: Any) -> bool:
+    """Whether value is a floating-point NaN (a value that is not a number), as opposed to None or NA."""
+    return isinstance(value, float) and value != value
+
+
 def _parse_numbers(values: Sequence[Any] | None, size: int) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Return (raw values, parsed floats, mask of present values that failed to parse)."""
+    """Return (raw values, parsed floats, mask of present values that failed to parse).
+
+    Absent values (None, NA, blank text) are missing; anything else must be a finite number, so
+    a NaN is bad in every format: the text "NaN" in a CSV and the JSON value NaN alike.
+    """
     if values is None:
         raw = pd.Series([None] * size, dtype=object)
         return raw, pd.Series(np.nan, index=raw.index, dtype="float64"), pd.Series(False, index=raw.index)
     raw = pd.Series(values, dtype=object)
-    present = ~(raw.isna() | (raw.astype("str").str.strip() == ""))
-    parsed = pd.to_numeric(raw.mask(~present), errors="coerce").astype("float64")
-    failed = present & ~np.isfinite(parsed)
-    return raw, parsed, failed
+    absent = (raw.isna() & ~raw.map(_is_nan).astype(bool)) | (raw.astype("str").str.strip() == "")
+    parsed = pd.to_numeric(raw.mask(absent), errors="coerce").astype("float64")
+    failed = ~absent & ~np.isfinite(parsed)
+    return raw, parsed.mask(failed), failed
 
 
 def build_interactions(
@@ -42,13 +51,13 @@ def build_interactions(
 ) -> tuple[pd.DataFrame, list[BadRow]]:
     """Validate raw column values and return the standard frame plus the rows that failed.
 
-    A rating must parse as a finite number and a timestamp as an integer; a blank or absent
-    value is missing (NaN / <NA>), not bad. Missing users or items are kept for cleaning to count.
+    A rating must parse as a finite number and a timestamp as an integer in int64's range; a blank
+    or absent value is missing (NaN / <NA>), not bad, but a NaN is bad. Missing users or items are kept for cleaning to count.
     """
     size = len(lines)
     raw_rating, ratings, bad_rating = _parse_numbers(rating, size)
     raw_timestamp, timestamps, bad_timestamp = _parse_numbers(timestamp, size)
-    bad_timestamp = bad_timestamp | (timestamps.notna() & (timestamps != np.floor(timestamps)))
+    bad_timestamp = bad_timestamp | (timestamps.notna() & ((timestamps != np.floor(timestamps)) | (timestamps.abs() >= 2.0**63)))
     bad_rows = []
     for position in np.flatnonzero(bad_rating.to_numpy() | bad_timestamp.to_numpy()):
         if bad_rating.iloc[position]:
@@ -96,3 +105,9 @@ def build_items(
     frame = pd.DataFrame(columns)
     frame = frame[frame["item"].notna()].drop_duplicates(subset="item", keep="first")
     return frame.reset_index(drop=True)
+
+
+def item_drops(item: Sequence[Any], items: pd.DataFrame) -> dict[str, int]:
+    """How many item lines build_items left out: no item id, or an id already seen."""
+    missing = int(identifiers(item).isna().sum())
+    return {MISSING_ITEMS: missing, DUPLICATE_ITEMS: len(item) - missing - len(items)}

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from xdt.data.readers.bad_rows import settle_bad_rows
-from xdt.data.readers.files import require_file
+from xdt.data.readers.files import DEFAULT_ENCODING, check_encoding, require_file
 from xdt.data.readers.options import check_options, flag_option, text_option
 from xdt.data.readers.result import ReadResult
 from xdt.data.readers.tables import (
@@ -29,6 +29,13 @@ ITEM_OPTIONAL = ("categories",)
 COMMON_OPTIONS = ("columns", "items_path", "items_columns")
 
 
+def encoding_option(reader: str, options: Mapping[str, Any], default: str = DEFAULT_ENCODING) -> str:
+    """The encoding option of a text reader (a known codec), or default."""
+    encoding = text_option(reader, options, "encoding", default) or default
+    check_encoding(encoding, reader)
+    return encoding
+
+
 def read_csv(path: Path, domain: str | None, options: Mapping[str, Any], on_bad_rows: str) -> ReadResult:
     """Delimited text with a header (default) or without one, columns mapped by the columns option."""
     check_options("csv", options, (*COMMON_OPTIONS, "delimiter", "header", "encoding"))
@@ -38,16 +45,16 @@ def read_csv(path: Path, domain: str | None, options: Mapping[str, Any], on_bad_
             f"Expected option delimiter of the csv reader to be one character. Received: delimiter={delimiter!r}"
         )
     header = flag_option("csv", options, "header", True)
-    encoding = text_option("csv", options, "encoding", "utf-8")
+    encoding = encoding_option("csv", options)
 
     def load(file: Path) -> Table:
         return read_delimited_table(file, delimiter, header, encoding)
 
     if path.is_file() and not {"items_path", "items_columns"} & set(options):
         # A clean file is parsed by pyarrow (much faster); anything unusual goes the careful way.
-        frame = read_delimited_interactions_fast(path, delimiter, header, encoding, options.get("columns"))
-        if frame is not None:
-            return ReadResult(frame, None, [], [path])
+        fast = read_delimited_interactions_fast(path, delimiter, header, encoding, options.get("columns"))
+        if fast is not None:
+            return ReadResult(fast[0], None, [], [path], [fast[1]])
     return _read_mapped("csv", path, options, on_bad_rows, load)
 
 
@@ -59,8 +66,9 @@ def read_parquet(path: Path, domain: str | None, options: Mapping[str, Any], on_
 
 def read_jsonl(path: Path, domain: str | None, options: Mapping[str, Any], on_bad_rows: str) -> ReadResult:
     """One JSON object per line, keys mapped by the columns option; a key absent from a line is missing."""
-    check_options("jsonl", options, COMMON_OPTIONS)
-    return _read_mapped("jsonl", path, options, on_bad_rows, read_json_lines_table)
+    check_options("jsonl", options, (*COMMON_OPTIONS, "encoding"))
+    encoding = encoding_option("jsonl", options)
+    return _read_mapped("jsonl", path, options, on_bad_rows, lambda file: read_json_lines_table(file, encoding))
 
 
 def _read_mapped(
@@ -74,9 +82,9 @@ def _read_mapped(
     require_file(path, reader, "an interactions file")
     table = load(path)
     columns = resolve_columns(table, options.get("columns"), INTERACTION_REQUIRED, INTERACTION_OPTIONAL, "columns")
-    frame, bad_rows = interactions_from_table(table, columns)
+    frame, bad_rows, lines = interactions_from_table(table, columns)
     bad_rows = settle_bad_rows(bad_rows, on_bad_rows)
-    files = [path]
+    files, accounts = [path], [lines]
     items: pd.DataFrame | None = None
     items_path = text_option(reader, options, "items_path", None)
     if items_path is None and "items_columns" in options:
@@ -91,6 +99,7 @@ def _read_mapped(
             items_table, options.get("items_columns"), ITEM_REQUIRED, ITEM_OPTIONAL, "items_columns"
         )
         bad_rows += settle_bad_rows(items_table.bad_rows, on_bad_rows)
-        items = items_from_table(items_table, items_columns)
+        items, items_lines = items_from_table(items_table, items_columns)
         files.append(items_file)
-    return ReadResult(frame, items, bad_rows, files)
+        accounts.append(items_lines)
+    return ReadResult(frame, items, bad_rows, files, accounts)

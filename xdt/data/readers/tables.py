@@ -3,7 +3,7 @@
 import ast
 import csv
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,19 @@ from typing import Any
 import pandas as pd
 
 from xdt.data.readers.bad_rows import make_bad_row
-from xdt.data.readers.conversion import build_interactions, build_items
-from xdt.data.readers.files import iterate_lines, open_text
+from xdt.data.readers.conversion import build_interactions, build_items, item_drops
+from xdt.data.readers.files import DEFAULT_ENCODING, count_lines, is_blank, iterate_lines, open_text, reading
 from xdt.data.readers.options import suggestion
-from xdt.data.readers.result import BadRow
+from xdt.data.readers.result import (
+    BAD_ROWS,
+    BLANK_LINES,
+    CONTINUATION_LINES,
+    HEADER,
+    ROWS,
+    BadRow,
+    FileLines,
+    file_lines,
+)
 from xdt.errors import DataError
 
 ColumnKey = str | int
@@ -22,7 +31,7 @@ ColumnKey = str | int
 
 @dataclass
 class Table:
-    """Raw rows of one file: their line numbers and texts, and a way to fetch any column."""
+    """Raw rows of one file: their line numbers and texts, a way to fetch any column, and line counts."""
 
     file: str
     names: list[str] | None  # column names found; None for a file without a header
@@ -31,38 +40,55 @@ class Table:
     column: Callable[[ColumnKey], Sequence[Any]]
     bad_rows: list[BadRow] = field(default_factory=list)
     width: int = 0  # fields per row, for addressing columns by position
+    total: int = 0  # lines in the file (rows, for parquet)
+    header: int = 0  # header lines
+    blank: int = 0  # blank lines, skipped
+    continuation: int = 0  # extra lines of records whose quoted fields hold line breaks
+
+    def account(self, rows: int, bad_rows: int, **other: int) -> FileLines:
+        """Where this file's lines went, given how many became rows and how many were bad."""
+        counts = {ROWS: rows, HEADER: self.header, BLANK_LINES: self.blank, BAD_ROWS: bad_rows}
+        if self.continuation:
+            counts[CONTINUATION_LINES] = self.continuation
+        return file_lines(self.file, self.total, **counts, **other)
 
 
 def read_delimited_table(
-    path: Path, delimiter: str, header: bool, encoding: str = "utf-8", quoted: bool = True
+    path: Path, delimiter: str, header: bool, encoding: str = DEFAULT_ENCODING, quoted: bool = True
 ) -> Table:
     """Parse a delimited text file; a row whose field count differs from the first row's is bad.
 
-    quoted: whether double quotes enclose fields (CSV style) or are ordinary characters.
+    quoted: whether double quotes enclose fields (CSV style) or are ordinary characters. A line
+    holding only spaces and delimiters is blank, like an empty one.
     """
     file = str(path)
-    lines: list[int] = []
+    table = Table(file, None, [], str, lambda key: [])
     rows: list[list[str]] = []
-    bad_rows: list[BadRow] = []
-    names: list[str] | None = None
     expected: int | None = None
-    with open_text(path, encoding) as handle:
+    with open_text(path, encoding) as handle, reading(path, encoding):
         reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
-        for row in reader:
+        for row in _records(reader, file):
+            table.continuation += reader.line_num - table.total - 1
+            table.total = reader.line_num
             if not any(value.strip() for value in row):
+                table.blank += 1
                 continue
             if expected is None:
                 expected = len(row)
                 if header:
-                    names = [name.strip() for name in row]
+                    table.names = [name.strip() for name in row]
+                    table.header = 1
                     continue
             if len(row) != expected:
                 where = "the header" if header else "the first row"
                 reason = f"expected {expected} fields like {where}, found {len(row)}"
-                bad_rows.append(make_bad_row(file, reader.line_num, delimiter.join(row), reason))
+                table.bad_rows.append(make_bad_row(file, reader.line_num, delimiter.join(row), reason))
                 continue
-            lines.append(reader.line_num)
+            table.lines.append(reader.line_num)
             rows.append(row)
+    if header and table.names is None:
+        raise DataError(f"{file}: no header line, only {table.total} blank lines. Expected a header naming the columns, then rows.")
+    names = table.names
 
     def column(key: ColumnKey) -> list[str]:
         position = names.index(key) if isinstance(key, str) and names is not None else key
@@ -71,7 +97,19 @@ def read_delimited_table(
     def text_of(position: int) -> str:
         return delimiter.join(rows[position])
 
-    return Table(file, names, lines, text_of, column, bad_rows, width=expected or 0)
+    table.column, table.texts, table.width = column, text_of, expected or 0
+    return table
+
+
+def _records(reader: Any, file: str) -> Iterator[list[str]]:
+    """The csv reader's records, with its parse errors (e.g. an over-long field) as DataErrors naming the line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(f"{file}:{reader.line_num}: cannot be parsed as delimited text: {error}.") from None
 
 
 FAST_ENCODINGS = ("utf-8", "utf8")
@@ -80,13 +118,15 @@ FAST_TYPES = {"user": "string", "item": "string", "rating": "float64", "timestam
 
 def read_delimited_interactions_fast(
     path: Path, delimiter: str, header: bool, encoding: str, mapping: Mapping[str, ColumnKey] | None
-) -> pd.DataFrame | None:
-    """The standard frame of a clean delimited file, parsed by pyarrow; None when the file needs the careful reader.
+) -> tuple[pd.DataFrame, FileLines] | None:
+    """The standard frame of a clean delimited file and its line counts, parsed by pyarrow; None when
+    the file needs the careful reader.
 
     Only a file whose every row the careful reader would accept unchanged takes this path: any
     row with a wrong field count, an unparseable or non-finite number, a blank user or item, or
-    any other surprise returns None, and `read_delimited_table` then finds and reports it with its
-    line number. Column errors (unknown names, no header) are raised as the careful reader raises them.
+    any other surprise (pyarrow error, unreadable gzip) returns None, and
+    `read_delimited_table` then finds and reports it with its line number. Column errors (unknown
+    names, no header) are raised as the careful reader raises them.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -94,7 +134,7 @@ def read_delimited_interactions_fast(
 
     if encoding.lower() not in FAST_ENCODINGS or path.suffix not in ("", ".csv", ".tsv", ".txt", ".gz", ".dat"):
         return None
-    with open_text(path, encoding) as handle:
+    with open_text(path, encoding) as handle, reading(path, encoding):
         first_line = handle.readline()
     first_row = next(csv.reader([first_line], delimiter=delimiter), [])
     if not first_line.strip() or not any(value.strip() for value in first_row):
@@ -117,8 +157,8 @@ def read_delimited_interactions_fast(
                 quoted_strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-        return None
+    except (pa.ArrowException, OSError, EOFError, ValueError):
+        return None  # the careful reader names the line or the broken file
     values = {name: table.column(f"c{position}") for name, position in positions.items()}
     for name in ("user", "item"):
         if values[name].null_count or pc.any(pc.utf8_is_space(values[name])).as_py():
@@ -132,7 +172,7 @@ def read_delimited_interactions_fast(
         if "timestamp" in values
         else None
     )
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "user": values["user"].to_pandas().astype("str"),
             "item": values["item"].to_pandas().astype("str"),
@@ -142,62 +182,86 @@ def read_delimited_interactions_fast(
         },
         columns=["user", "item", "rating", "timestamp", "split"],
     )
+    header_lines = 1 if header else 0
+    total = count_lines(path)
+    blank = total - size - header_lines  # pyarrow skipped only empty lines; a line of spaces fails above
+    if blank < 0:
+        return None
+    return frame, file_lines(path, total, **{ROWS: size, HEADER: header_lines, BLANK_LINES: blank, BAD_ROWS: 0})
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
     """Parse one JSON object; also accepts the Python-literal lines of the 2014 Amazon metadata."""
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
     except json.JSONDecodeError as json_error:
         try:
             value = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise ValueError(f"not valid JSON ({json_error.msg} at column {json_error.colno})") from None
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    wrong = next((key for key in value if not isinstance(key, str)), None)
+    if wrong is not None:
+        raise ValueError(f"expected text keys, found key {wrong!r}")
     return value
 
 
-def read_json_lines_table(path: Path, encoding: str = "utf-8") -> Table:
+def read_json_lines_table(path: Path, encoding: str = DEFAULT_ENCODING) -> Table:
     """Parse a file with one JSON object per line; a line that is not one is bad."""
     file = str(path)
-    lines: list[int] = []
+    table = Table(file, [], [], str, lambda key: [])
     texts: list[str] = []
     records: list[dict[str, Any]] = []
-    bad_rows: list[BadRow] = []
     names: dict[str, None] = {}
     for number, text in iterate_lines(path, encoding):
+        table.total = number
+        if is_blank(text):
+            table.blank += 1
+            continue
         try:
             record = parse_json_object(text)
         except ValueError as error:
-            bad_rows.append(make_bad_row(file, number, text, str(error)))
+            table.bad_rows.append(make_bad_row(file, number, text, str(error)))
             continue
         names.update(dict.fromkeys(record))
-        lines.append(number)
+        table.lines.append(number)
         texts.append(text)
         records.append(record)
 
     def column(key: ColumnKey) -> list[Any]:
         return [record.get(key) for record in records]
 
-    return Table(file, list(names), lines, texts.__getitem__, column, bad_rows)
+    table.names, table.texts, table.column = list(names), texts.__getitem__, column
+    return table
 
 
 def read_parquet_table(path: Path) -> Table:
-    """Load a parquet file; its line numbers are row numbers + 1."""
+    """Load a parquet file; its line numbers are row numbers + 1.
+
+    Columns come back as objects with None for nulls, so a null (missing) stays apart from a
+    NaN stored in the file (not a number, a bad row).
+    """
+    import pyarrow.parquet as pq
+
     try:
-        frame = pd.read_parquet(path)
+        arrow = pq.read_table(path)
+        frame = arrow.to_pandas()
     except Exception as error:  # pyarrow raises several unrelated types for unreadable files
-        raise DataError(f"Could not read parquet file {str(path)!r}: {error}") from error
+        raise DataError(f"Could not read parquet file {str(path)!r}: {error}. Expected an Apache Parquet file.") from error
+    names = [str(name) for name in arrow.column_names]
 
     def text_of(position: int) -> str:
         return json.dumps(frame.iloc[position].to_dict(), default=str)
 
     def column(key: ColumnKey) -> Any:
-        return frame[key].to_numpy(dtype=object)
+        values = frame[key].to_numpy(dtype=object, copy=True)
+        values[arrow.column(names.index(key)).is_null().to_numpy()] = None
+        return values
 
-    names = [str(name) for name in frame.columns]
-    return Table(str(path), names, list(range(1, len(frame) + 1)), text_of, column)
+    return Table(str(path), names, list(range(1, len(frame) + 1)), text_of, column, total=len(frame))
 
 
 def resolve_columns(
@@ -250,14 +314,17 @@ def _has_column(table: Table, key: ColumnKey) -> bool:
 
 def interactions_from_table(
     table: Table, columns: Mapping[str, ColumnKey], split: str = ""
-) -> tuple[pd.DataFrame, list[BadRow]]:
-    """Build the standard frame from resolved columns; bad rows include those found while parsing."""
+) -> tuple[pd.DataFrame, list[BadRow], FileLines]:
+    """Build the standard frame from resolved columns, with the bad rows (those found while parsing
+    included) and the file's line counts."""
     values = {name: table.column(key) for name, key in columns.items()}
     frame, bad_rows = build_interactions(table.file, table.lines, table.texts, split=split, **values)
-    return frame, table.bad_rows + bad_rows
+    bad_rows = table.bad_rows + bad_rows
+    return frame, bad_rows, table.account(len(frame), len(bad_rows))
 
 
-def items_from_table(table: Table, columns: Mapping[str, ColumnKey]) -> pd.DataFrame:
-    """Build the items frame (item, title[, categories]) from resolved columns."""
+def items_from_table(table: Table, columns: Mapping[str, ColumnKey]) -> tuple[pd.DataFrame, FileLines]:
+    """Build the items frame (item, title[, categories]) from resolved columns, and the file's line counts."""
     values = {name: table.column(key) for name, key in columns.items()}
-    return build_items(**values)
+    items = build_items(**values)
+    return items, table.account(len(items), len(table.bad_rows), **item_drops(values["item"], items))
