@@ -177,6 +177,21 @@ def cdrib_sample(folder: Path, gz: bool = False) -> Sample:
     return Sample("cdrib", folder, files, {"shared_users": 3})
 
 
+def cdrib_pair_sample(folder: Path) -> Sample:
+    """A CDRIB pair a_b / b_a whose shared-user count (3) comes from common_new_reindex.txt and the info logs."""
+    own, partner = folder / "a_b", folder / "b_a"
+    files = [
+        write_text(own / "train.txt", "0\t0\n1\t1\n3\t2\n"),
+        write_text(own / "valid.txt", "2\t0\n"),
+        write_text(own / "test.txt", "2\t1\n"),
+        write_text(own / "common_new_reindex.txt", "50\t7\t1\n50\t8\t1\n\n61\t7\t1\n72\t9\t1\n"),
+        write_text(own / "b_a_data_info.txt", "raw_data1 info : 9 9 9\ncommon user num 3\nwrite data finished!\n"),
+        write_text(partner / "common_new_reindex.txt", "50\t1\t1\n61\t2\t1\n72\t2\t1\n"),
+    ]
+    write_text(partner / "train.txt", "0\t5\n")
+    return Sample("cdrib", own, files)
+
+
 def disencdr_sample(folder: Path, gz: bool = False) -> Sample:
     """A DisenCDR folder: train.txt and test.txt with user<TAB>item<TAB>1 lines."""
     suffix = ".gz" if gz else ""
@@ -224,6 +239,7 @@ SAMPLES: dict[str, SampleBuilder] = {
     "douban.gz": lambda folder: douban_sample(folder, gz=True),
     "cdrib": cdrib_sample,
     "cdrib.gz": lambda folder: cdrib_sample(folder, gz=True),
+    "cdrib-pair": cdrib_pair_sample,
     "disencdr": disencdr_sample,
     "disencdr.gz": lambda folder: disencdr_sample(folder, gz=True),
     "llmcdsr": llmcdsr_sample,

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from xdt.config import config_from_dict
+from xdt.data import protocols
 from xdt.data.dataset import load_dataset
-from xdt.data.prepare import MANIFEST, dataset_dir, dataset_fingerprint, is_up_to_date, prepare_dataset
+from xdt.data.prepare import MANIFEST, check_premises, dataset_dir, dataset_fingerprint, is_up_to_date, prepare_dataset
 from xdt.data.readers import read_domain
 from xdt.data.readers.generic import _read_mapped
 from xdt.data.readers.tables import read_delimited_interactions_fast, read_delimited_table
@@ -301,3 +302,118 @@ def test_deduplicating_only_repeated_rows_matches_cleaning(policy: str) -> None:
     got, records = deduplicate_duplicated_rows(frame, domain="d", policy=policy)
     pd.testing.assert_frame_equal(got, expected)
     assert records == expected_records and records[0].rows > 0
+
+
+# ---- data it has never seen: CDRIB shared users from the files, protocol premises checked -------
+
+
+def write_cdrib_domain(folder: Path, train: str, valid: str, test: str, common_users: int | None = None) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in (("train.txt", train), ("valid.txt", valid), ("test.txt", test)):
+        write(folder / name, text)
+    if common_users is not None:
+        write(folder / "common_new_reindex.txt", "".join(f"{900 + user}\t{user}\t1\n" for user in range(common_users)))
+    return folder
+
+
+def cdrib_experiment(tmp_path: Path, source_test: str = "4\t9\n", *, common_users: int | None = 5, **options: Any) -> Any:
+    """Game (source) and Video (target) in CDRIB layout; users 0..4 shared, 5 and 6 private; cold: 3 (valid), 4 (test)."""
+    game = write_cdrib_domain(
+        tmp_path / "game_video", "0\t0\n1\t1\n2\t0\n3\t1\n5\t0\n6\t1\n", "", source_test, common_users
+    )
+    video = write_cdrib_domain(tmp_path / "video_game", "0\t0\n1\t1\n2\t1\n5\t0\n6\t0\n", "3\t0\n", "4\t1\n", common_users)
+    raw = {
+        "experiment": "t",
+        "seed": 1,
+        "dataset": {
+            "name": "cdrib-tiny",
+            "source": {"name": "game", "reader": "cdrib", "path": str(game), "options": options},
+            "target": {"name": "video", "reader": "cdrib", "path": str(video), "options": options},
+            "protocol": "given",
+        },
+        "runtime": {"data_dir": str(tmp_path / "data")},
+    }
+    return config_from_dict(raw)
+
+
+def test_prepare_finds_the_cdrib_shared_user_count_in_the_files(tmp_path: Path) -> None:
+    messages: list[str] = []
+    config = cdrib_experiment(tmp_path)
+    manifest = prepare_dataset(config, progress=messages.append)
+    assert manifest["overlap_users"] == 5
+    assert manifest["cold_test_users"] == 1 and manifest["cold_valid_users"] == 1
+    assert manifest["warnings"] == [] and not [message for message in messages if message.startswith("warning")]
+    users = load_dataset(dataset_dir(config)).raw_users.tolist()
+    assert users == ["0", "1", "2", "3", "4", "game:5", "game:6", "video:5", "video:6"]
+    assert str(tmp_path / "video_game" / "common_new_reindex.txt") in manifest["inputs"]
+
+
+def test_prepare_refuses_contradictory_cdrib_info_files(tmp_path: Path) -> None:
+    config = cdrib_experiment(tmp_path, common_users=None)
+    write(tmp_path / "game_video" / "video_game_data_info.txt", "common user num 5\n")
+    write(tmp_path / "video_game" / "game_video_data_info.txt", "common user num 7\n")
+    with pytest.raises(DataError, match=r"found two shared-user counts: 5 in .*video_game_data_info.txt and 7 in .*game_video_data_info.txt"):
+        prepare_dataset(config)
+
+
+def test_a_transfer_protocol_without_overlap_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        prepare_dataset(cdrib_experiment(tmp_path, shared_users=0))
+    assert str(caught.value).startswith("protocol 'given': no user has rows in both domains, so there is nothing to transfer through.")
+    assert not (tmp_path / "data" / "cdrib-tiny").exists()
+
+
+def test_no_overlap_under_another_protocol_is_a_warning(tmp_path: Path) -> None:
+    source = write(tmp_path / "source.csv", "user,item\na,b1\na,b2\n")
+    target = write(tmp_path / "target.csv", "user,item\nz,m1\nz,m2\nz,m3\n")
+    messages: list[str] = []
+    manifest = prepare_dataset(experiment(tmp_path, source, target, protocol="leave_one_out"), progress=messages.append)
+    warning = manifest["warnings"][0]
+    assert warning.startswith("protocol 'leave_one_out': no user has rows in both domains")
+    assert f"warning: {warning}" in messages
+
+
+def test_cold_users_without_any_source_rows_are_refused(tmp_path: Path) -> None:
+    """Too small a shared_users makes the cold-start users 3 and 4 private: neither has source rows."""
+    with pytest.raises(DataError) as caught:
+        prepare_dataset(cdrib_experiment(tmp_path, shared_users=3))
+    assert str(caught.value).startswith(
+        "protocol 'given': none of the 2 cold-start valid/test users (target rows only in valid/test) has source rows"
+    )
+
+
+def test_some_cold_users_without_source_rows_are_a_warning(tmp_path: Path) -> None:
+    messages: list[str] = []
+    manifest = prepare_dataset(cdrib_experiment(tmp_path, source_test="5\t9\n"), progress=messages.append)
+    expected = "1 of the 2 cold-start valid/test users have no source rows; only non-transfer baselines can score them."
+    assert manifest["warnings"] == [expected]
+    assert f"warning: {expected}" in messages
+    assert json.loads((tmp_path / "data" / "cdrib-tiny" / MANIFEST).read_text())["warnings"] == [expected]
+
+
+def test_cold_users_protocol_premise_is_checked(tmp_path: Path) -> None:
+    """split_cold_users draws cold users from the overlap; the check still guards the cohort it returns."""
+    frame = pd.DataFrame(
+        {
+            "domain": ["source", "source", "target", "target", "target", "target"],
+            "user": [0, 1, 0, 0, 1, 2],
+            "item": [0, 0, 0, 1, 1, 0],
+            "split": pd.Categorical(["train", "train", "train", "train", "test", "test"], categories=["train", "valid", "test"]),
+        }
+    )
+    summary = protocols.ProtocolSummary("cold_users", cold_test_users=[1, 2], overlap_users=2)
+    assert check_premises(frame, summary, "cold_users") == [
+        "1 of the 2 cold-start valid/test users have no source rows; only non-transfer baselines can score them."
+    ]
+    with pytest.raises(DataError, match="protocol 'cold_users': none of the 1 cold-start valid/test users"):
+        check_premises(frame, protocols.ProtocolSummary("cold_users", cold_test_users=[2], overlap_users=2), "cold_users")
+
+
+def test_test_items_never_trained_are_a_warning(tmp_path: Path) -> None:
+    source = write(tmp_path / "source.csv", "user,item,timestamp\nu1,b1,1\nu2,b1,1\nu3,b2,1\n")
+    target = write(tmp_path / "target.csv", "user,item,timestamp\nu1,m1,1\nu1,m2,2\nu1,m9,3\nu2,m1,1\nu2,m2,2\nu2,m8,3\n")
+    manifest = prepare_dataset(experiment(tmp_path, source, target, protocol="temporal", test_cutoff=2))
+    assert manifest["warnings"] == [
+        "2 of the 2 target test items (2 of 2 test rows) never occur in target training rows; "
+        "no model learns them, so they can only be ranked by chance."
+    ]

@@ -10,7 +10,7 @@ from tests.reader_samples import SAMPLES, Sample, csv_sample, physical_lines, wr
 from xdt.config import config_from_dict
 from xdt.data.prepare import prepare_dataset
 from xdt.data.readers import ReadResult, read_domain
-from xdt.data.readers.result import DUPLICATE_ITEMS
+from xdt.data.readers.result import DUPLICATE_ITEMS, METADATA_LINES
 
 
 def read_sample(sample: Sample, on_bad_rows: str = "skip") -> ReadResult:
@@ -29,10 +29,12 @@ def check_accounting(sample: Sample, result: ReadResult) -> None:
     item_accounts = [account for account in result.lines if DUPLICATE_ITEMS in account.counts]
     if item_accounts:
         assert result.items is not None and sum(account.counts["rows"] for account in item_accounts) == len(result.items)
-    interaction_accounts = [account for account in result.lines if DUPLICATE_ITEMS not in account.counts]
+    interaction_accounts = [
+        account for account in result.lines if not {DUPLICATE_ITEMS, METADATA_LINES} & set(account.counts)
+    ]
     if sample.reader == "llmcdsr":
-        # A kept sequence line is one user (the files' users never repeat in the samples); num.txt holds 2 values.
-        kept_lines = sum(account.counts["rows"] for account in interaction_accounts) - 2
+        # A kept sequence line is one user (the files' users never repeat in the samples).
+        kept_lines = sum(account.counts["rows"] for account in interaction_accounts)
         assert kept_lines == result.interactions["user"].nunique()
     else:
         assert sum(account.counts["rows"] for account in interaction_accounts) == len(result.interactions)

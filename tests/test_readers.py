@@ -379,10 +379,76 @@ def test_cdrib_prefixes_private_users(tmp_path: Path) -> None:
     assert result.files == [folder / "train.txt", folder / "valid.txt", folder / "test.txt"]
 
 
-def test_cdrib_default_shared_users_is_2179(tmp_path: Path) -> None:
-    folder = write_cdrib(tmp_path, train="2178\t1\n2179\t1\n")
-    result = read_domain("cdrib", folder, domain="video")
-    assert result.interactions["user"].tolist()[:2] == ["2178", "video:2179"]
+def write_cdrib_pair(root: Path, common: tuple[int, int] | None, info: tuple[int, int] | None) -> tuple[Path, Path]:
+    """Folders game_video and video_game; each may have a common_new_reindex.txt and an info log with its count."""
+    folders = (write_cdrib(root / "game_video", train="4\t1\n5\t1\n"), write_cdrib(root / "video_game", train="4\t2\n5\t2\n"))
+    for position, folder in enumerate(folders):
+        if common is not None:
+            write(folder / "common_new_reindex.txt", "".join(f"{100 + user}\t{user}\t1\n" for user in range(common[position])))
+        if info is not None:
+            partner = folders[1 - position].name
+            write(folder / f"{partner}_data_info.txt", f"raw_data1 info : 1 2 3\ncommon user num {info[position]}\n")
+    return folders
+
+
+def test_cdrib_derives_shared_users_from_the_pair(tmp_path: Path) -> None:
+    game, video = write_cdrib_pair(tmp_path, common=(5, 5), info=(5, 5))
+    result = read_domain("cdrib", game, domain="game")
+    assert result.interactions["user"].tolist()[:2] == ["4", "game:5"]
+    assert result.warnings == []
+    assert result.files[3:] == [
+        game / "common_new_reindex.txt",
+        video / "common_new_reindex.txt",
+        game / "video_game_data_info.txt",
+        video / "game_video_data_info.txt",
+    ]
+
+
+def test_cdrib_info_logs_alone_give_the_count(tmp_path: Path) -> None:
+    game, _ = write_cdrib_pair(tmp_path, common=None, info=(5, 5))
+    assert read_domain("cdrib", game, domain="game").interactions["user"].tolist()[:2] == ["4", "game:5"]
+
+
+def test_cdrib_contradictory_info_logs_name_both_files_and_values(tmp_path: Path) -> None:
+    game, video = write_cdrib_pair(tmp_path, common=None, info=(5, 6))
+    expect_error(
+        f"The cdrib reader found two shared-user counts: 5 in {game / 'video_game_data_info.txt'} and 6 in "
+        f"{video / 'game_video_data_info.txt'}. Expected both folders of the pair to agree; set the domain's "
+        "options: {shared_users: N} to the right one.",
+        "cdrib",
+        game,
+        domain="game",
+    )
+    assert read_domain("cdrib", game, domain="game", options={"shared_users": 6}).interactions["user"].tolist()[:2] == ["4", "5"]
+
+
+def test_cdrib_contradictory_common_files_name_both(tmp_path: Path) -> None:
+    game, video = write_cdrib_pair(tmp_path, common=(5, 4), info=None)
+    with pytest.raises(DataError, match=r"5 in .*game_video/common_new_reindex.txt and 4 in .*video_game/common_new_reindex.txt"):
+        read_domain("cdrib", video.parent / "game_video", domain="game")
+
+
+def test_cdrib_stale_info_log_is_a_warning(tmp_path: Path) -> None:
+    """As in the published Game/Video data: one log says 2,193, the shared users' files hold 2,179."""
+    game, _ = write_cdrib_pair(tmp_path, common=(5, 5), info=(7, 5))
+    result = read_domain("cdrib", game, domain="game")
+    assert result.interactions["user"].tolist()[:2] == ["4", "game:5"]
+    assert result.warnings == [
+        f"{game / 'video_game_data_info.txt'} says 7 common users, but {game / 'common_new_reindex.txt'} and "
+        f"{tmp_path / 'video_game' / 'common_new_reindex.txt'} list 5; using 5 (set options: {{shared_users: N}} to override)."
+    ]
+
+
+def test_cdrib_without_evidence_asks_for_the_option(tmp_path: Path) -> None:
+    folder = write_cdrib(tmp_path / "games")
+    expect_error(
+        f"The cdrib reader cannot tell how many users the two domains share: {folder} (and its partner folder) "
+        "holds no common_new_reindex.txt and no *_data_info.txt with a 'common user num' line. Set the domain's "
+        "options: {shared_users: N} (users 0..N-1 are the same people in both folders).",
+        "cdrib",
+        folder,
+        domain="game",
+    )
 
 
 def test_cdrib_needs_domain(tmp_path: Path) -> None:
@@ -396,7 +462,7 @@ def test_cdrib_needs_domain(tmp_path: Path) -> None:
 
 def test_cdrib_bad_user_id(tmp_path: Path) -> None:
     folder = write_cdrib(tmp_path, train="0\t5\nx\t6\n0\t1\t2\n")
-    result = read_domain("cdrib", folder, domain="game", on_bad_rows="skip")
+    result = read_domain("cdrib", folder, domain="game", options={"shared_users": 3}, on_bad_rows="skip")
     train_file = str(folder / "train.txt")
     assert result.bad_rows == [
         BadRow(train_file, 2, "x\t6", "user 'x' is not a non-negative integer"),
@@ -573,20 +639,40 @@ def test_a_truncated_gz_file_is_named(tmp_path: Path, reader: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("reader", "name"), [("csv", "r.csv"), ("jsonl", "r.jsonl"), ("douban", "ratings.dat")])
-def test_a_zero_byte_file_is_named(tmp_path: Path, reader: str, name: str) -> None:
+@pytest.mark.parametrize(
+    ("reader", "name", "expected"),
+    [
+        ("csv", "r.csv", "an interactions file"),
+        ("jsonl", "r.jsonl", "an interactions file"),
+        ("parquet", "r.parquet", "an interactions file"),
+        ("douban", "ratings.dat", "ratings.dat or the folder holding it"),
+        ("amazon", "reviews.json.gz", "a reviews JSON-lines file or a ratings-only CSV"),
+    ],
+)
+def test_a_zero_byte_file_is_named(tmp_path: Path, reader: str, name: str, expected: str) -> None:
     path = tmp_path / name
     path.write_bytes(b"")
     expect_error(
-        f"{path}: the file is empty (0 bytes). Expected text lines; check that it was copied completely.", reader, path
+        f"{path}: the file is empty (0 bytes). The {reader} reader expects {expected}; check that it was copied completely.",
+        reader,
+        path,
     )
 
 
-def test_a_zero_byte_parquet_file_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "r.parquet"
-    path.write_bytes(b"")
-    with pytest.raises(DataError, match=rf"Could not read parquet file '{path}': .*Expected an Apache Parquet file."):
-        read_domain("parquet", path)
+def test_a_zero_byte_train_file_is_named_but_an_empty_split_is_allowed(tmp_path: Path) -> None:
+    folder = write_cdrib(tmp_path, valid="")
+    assert (folder / "valid.txt").stat().st_size == 0
+    result = read_domain("cdrib", folder, domain="game", options={"shared_users": 3})
+    assert result.interactions["split"].tolist() == ["train", "train", "test"]
+    write(folder / "train.txt", "")
+    expect_error(
+        f"{folder / 'train.txt'}: the file is empty (0 bytes). The cdrib reader expects train.txt with rows; "
+        "check that it was copied completely.",
+        "cdrib",
+        folder,
+        domain="game",
+        options={"shared_users": 3},
+    )
 
 
 def test_a_csv_of_blank_lines_has_no_header(tmp_path: Path) -> None:

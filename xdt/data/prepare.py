@@ -102,6 +102,9 @@ def prepare_dataset(config: ExperimentConfig, progress: Callable[[str], None] = 
     indexed = index_domains(source, target)
     progress("splitting")
     frame, summary = apply_protocol(indexed, dataset, seed=config.seed)
+    warnings = list(dict.fromkeys([*source.warnings, *target.warnings, *check_premises(frame, summary, dataset.protocol)]))
+    for warning in warnings:
+        progress(f"warning: {warning}")
     progress("writing")
     interactions = order_rows(frame)
     folder = dataset_dir(config)
@@ -114,6 +117,7 @@ def prepare_dataset(config: ExperimentConfig, progress: Callable[[str], None] = 
     write_items(folder / "items_source.parquet", indexed.source_items, source.items)
     write_items(folder / "items_target.parquet", indexed.target_items, target.items)
     manifest = build_manifest(config, indexed, interactions, summary, source, target, links)
+    manifest["warnings"] = warnings
     write_json_atomic(folder / MANIFEST, manifest)
     return manifest
 
@@ -366,6 +370,61 @@ def apply_protocol(indexed: IndexedFrame, dataset: DatasetConfig, *, seed: int) 
     if dataset.protocol == "ratio":
         return protocols.split_ratio(frame, fractions=dataset.ratio_fractions, seed=seed)
     raise DataError(f"dataset.protocol: unknown protocol {dataset.protocol!r}")
+
+
+TRANSFER_PROTOCOLS = ("cold_users", "given")  # evaluated on users whose target history comes from the source
+
+
+def check_premises(frame: pd.DataFrame, summary: protocols.ProtocolSummary, protocol: str) -> list[str]:
+    """Refuse a split whose protocol cannot mean what it says; return warnings for the softer cases.
+
+    Hard: a transfer protocol with no user in both domains, or whose cold-start valid/test users
+    all lack source rows. Soft: other protocols with no overlap, some cold-start users without
+    source rows, target test items that training never shows.
+    """
+    warnings = []
+    is_target = (frame["domain"] == TARGET).to_numpy()
+    users = frame["user"].to_numpy()
+    if summary.overlap_users == 0:
+        message = (
+            f"protocol {protocol!r}: no user has rows in both domains, so there is nothing to transfer through. "
+            "Expected user ids shared across the domains' files: check the readers' user ids, dataset.link_file, "
+            "or reader options such as cdrib's shared_users."
+        )
+        if protocol in TRANSFER_PROTOCOLS:
+            raise DataError(message)
+        warnings.append(message)
+    cold = np.unique(np.asarray([*summary.cold_test_users, *summary.cold_valid_users], dtype=np.int64))
+    without_source = int(np.count_nonzero(~np.isin(cold, users[~is_target])))
+    if len(cold) and without_source == len(cold) and protocol in TRANSFER_PROTOCOLS:
+        raise DataError(
+            f"protocol {protocol!r}: none of the {len(cold):,} cold-start valid/test users (target rows only in "
+            "valid/test) has source rows, so no method can transfer anything to them. Expected them to be users of "
+            "both domains: check that user ids match across the domains (reader options such as cdrib's "
+            "shared_users, or dataset.link_file)."
+        )
+    if without_source:
+        warnings.append(
+            f"{without_source:,} of the {len(cold):,} cold-start valid/test users have no source rows; "
+            "only non-transfer baselines can score them."
+        )
+    warnings += unseen_test_items(frame, is_target)
+    return warnings
+
+
+def unseen_test_items(frame: pd.DataFrame, is_target: np.ndarray) -> list[str]:
+    """A warning when target test items never occur in target training rows (no model learns them)."""
+    codes = protocols.split_codes(frame)
+    items = frame["item"].to_numpy()
+    test_items = items[is_target & (codes == protocols.TEST)]
+    unseen = ~np.isin(test_items, items[is_target & (codes == protocols.TRAIN)])
+    if not unseen.any():
+        return []
+    return [
+        f"{len(np.unique(test_items[unseen])):,} of the {len(np.unique(test_items)):,} target test items "
+        f"({int(unseen.sum()):,} of {len(test_items):,} test rows) never occur in target training rows; "
+        "no model learns them, so they can only be ranked by chance."
+    ]
 
 
 def read_user_list(path: Path) -> list[str]:

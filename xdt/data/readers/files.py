@@ -40,10 +40,8 @@ def open_binary(path: Path) -> BinaryIO:
 
 
 def open_text(path: Path, encoding: str = DEFAULT_ENCODING) -> IO[str]:
-    """Open a text file for reading, decompressing it when its name ends in .gz; refuse empty files."""
+    """Open a text file for reading, decompressing it when its name ends in .gz."""
     with reading(path, encoding):
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: the file is empty (0 bytes). Expected text lines; check that it was copied completely.")
         if path.suffix == ".gz":
             return gzip.open(path, "rt", encoding=encoding, newline="")
         return open(path, encoding=encoding, newline="")
@@ -143,8 +141,9 @@ def require_folder(path: Path, reader: str, expected: Sequence[str]) -> None:
         )
 
 
-def require_files(folder: Path, reader: str, names: Sequence[str]) -> list[Path]:
-    """Return the named files in folder (each may be gzipped), failing on any that are missing."""
+def require_files(folder: Path, reader: str, names: Sequence[str], may_be_empty: Sequence[str] = ()) -> list[Path]:
+    """Return the named files in folder (each may be gzipped), failing on any that are missing or,
+    unless named in may_be_empty (a split that can hold no rows), empty."""
     found = {name: find_file(folder, name) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing:
@@ -152,14 +151,28 @@ def require_files(folder: Path, reader: str, names: Sequence[str]) -> list[Path]
             f"The {reader} reader found no {', '.join(missing)} (nor .gz) in folder "
             f"{str(folder)!r}. Expected files: {', '.join(names)}."
         )
-    return [path for path in found.values() if path is not None]
+    files = [path for path in found.values() if path is not None]
+    for name, path in zip(names, files):
+        if name not in may_be_empty:
+            require_content(path, reader, f"{name} with rows")
+    return files
 
 
 def require_file(path: Path, reader: str, description: str) -> None:
-    """Fail unless path is an existing file."""
+    """Fail unless path is an existing file with content."""
     if not path.is_file():
         state = "is a folder, not a file" if path.exists() else "does not exist"
         raise DataError(f"The {reader} reader expects {description}, but path {str(path)!r} {state}.")
+    require_content(path, reader, description)
+
+
+def require_content(path: Path, reader: str, description: str) -> None:
+    """Fail on a zero-byte file, which is a failed copy or download rather than data."""
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"{path}: the file is empty (0 bytes). The {reader} reader expects {description}; "
+            "check that it was copied completely."
+        )
 
 
 def iterate_lines(path: Path, encoding: str = DEFAULT_ENCODING) -> Iterator[tuple[int, str]]:

@@ -11,7 +11,7 @@ from xdt.data.readers.conversion import build_interactions, concatenate_interact
 from xdt.data.readers.files import is_blank, iterate_lines, require_files, require_folder, split_lines
 from xdt.data.readers.generic import encoding_option
 from xdt.data.readers.options import check_options, require_domain, text_option
-from xdt.data.readers.result import BLANK_LINES, OTHER_SIDE_LINES, ROWS, BadRow, FileLines, ReadResult, file_lines
+from xdt.data.readers.result import BLANK_LINES, METADATA_LINES, OTHER_SIDE_LINES, BadRow, FileLines, ReadResult, file_lines
 from xdt.data.readers.tables import items_from_table, read_delimited_table, resolve_columns
 from xdt.errors import DataError
 
@@ -47,7 +47,10 @@ def read_llmcdsr(path: Path, domain: str | None, options: Mapping[str, Any], on_
     own_train, items_name = ("train_A.txt", "items_A.tsv") if side == "A" else ("train_B.txt", "items_B.tsv")
     require_folder(path, "llmcdsr", ("num.txt", *SEQUENCE_FILES, "items_A.tsv", "items_B.tsv"))
     num_file, train_file, overlap_file, valid_file, test_file, items_file = require_files(
-        path, "llmcdsr", ("num.txt", own_train, "train_overlap.txt", "valid.txt", "test.txt", items_name)
+        path,
+        "llmcdsr",
+        ("num.txt", own_train, "train_overlap.txt", "valid.txt", "test.txt", items_name),
+        may_be_empty=("train_overlap.txt", "valid.txt", "test.txt"),
     )
     (count_a, count_b), num_lines = _read_item_counts(num_file, encoding)
     low, high = (0, count_a) if side == "A" else (count_a, count_a + count_b)
@@ -80,7 +83,7 @@ def _read_item_counts(num_file: Path, encoding: str) -> tuple[tuple[int, int], F
     values = [text.strip() for _, text in lines if not is_blank(text)]
     if len(values) != 2 or not all(value.isascii() and value.isdigit() for value in values):
         raise DataError(f"{num_file}: expected two integers (nA, nB) on two lines. Received: {values!r}")
-    account = file_lines(num_file, len(lines), **{ROWS: 2, BLANK_LINES: len(lines) - 2})
+    account = file_lines(num_file, len(lines), **{METADATA_LINES: 2, BLANK_LINES: len(lines) - 2})
     return (int(values[0]), int(values[1])), account
 
 

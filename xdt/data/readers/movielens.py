@@ -8,7 +8,7 @@ import pandas as pd
 
 from xdt.data.readers.bad_rows import settle_bad_rows
 from xdt.data.readers.conversion import build_interactions, build_items, item_drops
-from xdt.data.readers.files import SplitLines, find_file, require_folder, split_lines
+from xdt.data.readers.files import SplitLines, find_file, require_content, require_folder, split_lines
 from xdt.data.readers.generic import encoding_option
 from xdt.data.readers.options import check_options
 from xdt.data.readers.result import BadRow, FileLines, ReadResult
@@ -33,6 +33,9 @@ def read_movielens(path: Path, domain: str | None, options: Mapping[str, Any], o
     check_options("movielens", options, allowed=("encoding",))
     encoding = encoding_option("movielens", options) if "encoding" in options else None
     require_folder(path, "movielens", LAYOUTS)
+    for name in ("u.data", "ratings.dat", "ratings.csv", "u.item", "movies.dat", "movies.csv"):
+        if (found := find_file(path, name)) is not None:
+            require_content(found, "movielens", f"{name} with rows")
     if (ratings := find_file(path, "u.data")) is not None:
         return _read_100k(ratings, find_file(path, "u.item"), on_bad_rows, encoding)
     if (ratings := find_file(path, "ratings.dat")) is not None:
