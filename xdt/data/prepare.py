@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-from collections.abc import Callable
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -84,7 +89,23 @@ def is_up_to_date(config: ExperimentConfig) -> bool:
 
 
 def prepare_dataset(config: ExperimentConfig, progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
-    """Prepare the configured dataset and return its manifest."""
+    """Prepare the configured dataset, publish `data/<name>/` in one rename, and return its manifest.
+
+    One prepare per dataset name runs at a time (a lock file beside the folder); a prepare that
+    had to wait for another and then finds the dataset up to date returns that one's manifest.
+    """
+    folder = dataset_dir(config)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with dataset_lock(folder, progress) as waited:
+        if waited and is_up_to_date(config):
+            progress("up to date: prepared by the process this one waited for")
+            return json.loads((folder / MANIFEST).read_text())
+        recover_interrupted(folder)
+        return build_and_publish(config, folder, progress)
+
+
+def build_and_publish(config: ExperimentConfig, folder: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Read, clean, link, index and split, then write everything and publish it (the caller holds the lock)."""
     dataset = config.dataset
     progress("reading")
     if dataset.synthetic is not None:
@@ -107,19 +128,98 @@ def prepare_dataset(config: ExperimentConfig, progress: Callable[[str], None] = 
         progress(f"warning: {warning}")
     progress("writing")
     interactions = order_rows(frame)
-    folder = dataset_dir(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_interactions(interactions, folder / "interactions.parquet")
-    users = indexed.users
-    pd.DataFrame({"user": np.arange(len(users), dtype=np.int32), "raw_user": users.astype(str)}).to_parquet(
-        folder / "users.parquet", index=False
-    )
-    write_items(folder / "items_source.parquet", indexed.source_items, source.items)
-    write_items(folder / "items_target.parquet", indexed.target_items, target.items)
     manifest = build_manifest(config, indexed, interactions, summary, source, target, links)
     manifest["warnings"] = warnings
-    write_json_atomic(folder / MANIFEST, manifest)
+
+    def write(staging: Path) -> None:
+        write_interactions(interactions, staging / "interactions.parquet")
+        users = indexed.users
+        pd.DataFrame({"user": np.arange(len(users), dtype=np.int32), "raw_user": users.astype(str)}).to_parquet(
+            staging / "users.parquet", index=False
+        )
+        write_items(staging / "items_source.parquet", indexed.source_items, source.items)
+        write_items(staging / "items_target.parquet", indexed.target_items, target.items)
+        manifest["files"] = {name: file_sha256(staging / name) for name in DATA_FILES}
+        write_json_atomic(staging / MANIFEST, manifest)
+
+    publish(folder, write)
     return manifest
+
+
+DATA_FILES = ("interactions.parquet", "users.parquet", "items_source.parquet", "items_target.parquet")
+
+
+@contextmanager
+def dataset_lock(folder: Path, progress: Callable[[str], None]) -> Iterator[bool]:
+    """Hold data/.<name>.lock (flock) while preparing; yield whether another prepare had to be waited for.
+
+    The lock file stays in place: deleting it would let a third process lock a new file while
+    a second still waits on the old one.
+    """
+    lock_path = folder.parent / f".{folder.name}.lock"
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            progress(f"waiting for another prepare of {folder.name} to finish (lock {lock_path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            waited = True
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover_interrupted(folder: Path) -> None:
+    """Undo what a prepare killed mid-publish left: restore a folder renamed aside, drop staging folders."""
+    asides = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda path: path.stat().st_mtime)
+    if asides and not folder.exists():
+        os.rename(asides.pop(), folder)
+    for stale in [*asides, *folder.parent.glob(f".{folder.name}.tmp-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def publish(folder: Path, write: Callable[[Path], None]) -> None:
+    """Write into a staging sibling, fsync it, and rename it over folder, so the folder is always complete.
+
+    A failure leaves the old folder (or none) untouched and removes the staging folder. Entries
+    of the old folder that prepare does not write (caches such as text_cache/) move into the new one.
+    """
+    staging = folder.parent / f".{folder.name}.tmp-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        write(staging)
+        for path in staging.iterdir():
+            fsync_path(path)
+        fsync_path(staging)
+        aside = folder.parent / f".{folder.name}.old-{secrets.token_hex(4)}"
+        if folder.exists():
+            os.rename(folder, aside)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if aside.exists():
+                os.rename(aside, folder)
+            raise
+        fsync_path(folder.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if aside.exists():
+        for entry in aside.iterdir():
+            if entry.name not in (*DATA_FILES, MANIFEST):
+                os.rename(entry, folder / entry.name)
+        shutil.rmtree(aside)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's or folder's content to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def read_synthetic(config: ExperimentConfig) -> tuple[DomainFrames, DomainFrames]:
