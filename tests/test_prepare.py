@@ -417,3 +417,28 @@ def test_test_items_never_trained_are_a_warning(tmp_path: Path) -> None:
         "2 of the 2 target test items (2 of 2 test rows) never occur in target training rows; "
         "no model learns them, so they can only be ranked by chance."
     ]
+
+
+@pytest.mark.parametrize("policy", ["error", "skip"])
+def test_xdt_prepare_exits_2_without_a_traceback_on_a_latin1_csv(tmp_path: Path, tiny: tuple[Path, Path], policy: str) -> None:
+    from typer.testing import CliRunner
+
+    from xdt.cli import app
+
+    source = tmp_path / "latin1.csv"
+    source.write_bytes("user,item\nu1,b1\nu2,café\n".encode("latin-1"))
+    raw = {
+        "experiment": "t",
+        "dataset": {
+            "name": "tiny",
+            "source": {"name": "books", "reader": "csv", "path": str(source)},
+            "target": {"name": "movies", "reader": "csv", "path": str(tiny[1])},
+            "cleaning": {"on_bad_rows": policy},
+        },
+        "runtime": {"data_dir": str(tmp_path / "data")},
+    }
+    config = write(tmp_path / "config.yaml", json.dumps(raw))
+    result = CliRunner().invoke(app, ["prepare", str(config)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert f"{source}:3: bytes e9 at byte offset 22 are not valid utf-8 text" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

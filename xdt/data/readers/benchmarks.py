@@ -66,10 +66,10 @@ def read_cdrib(path: Path, domain: str | None, options: Mapping[str, Any], on_ba
     require_folder(path, "cdrib", names)
     files = require_files(path, "cdrib", names, may_be_empty=("valid.txt", "test.txt"))
     if "shared_users" in options:
-        shared_users, evidence = integer_option("cdrib", options, "shared_users", 0), SharedUsers()
+        evidence = SharedUsers(integer_option("cdrib", options, "shared_users", 0))
     else:
         evidence = cdrib_shared_users(path, encoding)
-        shared_users = evidence.count
+    shared_users = evidence.count
     frames, all_bad_rows, accounts = [], [], list(evidence.lines)
     for file, split in zip(files, ("train", "valid", "test")):
         parsed = split_lines(file, "\t", (2,), "user, item", encoding)

@@ -104,6 +104,7 @@ def decode_error(path: Path, encoding: str) -> DataError:
 
 
 def _decode_error(path: Path, encoding: str, where: str) -> DataError:
+    """The encoding message, with the hint that fixes the usual cause (a Latin-1 or cp1252 file)."""
     compressed = " (offsets count decompressed bytes)" if path.suffix == ".gz" else ""
     return DataError(
         f"{where}{compressed} are not valid {encoding} text. Expected a file in {encoding}; it is probably in "
