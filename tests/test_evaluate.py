@@ -144,3 +144,41 @@ def test_test_excludes_choose_the_masked_splits() -> None:
     assert evaluate("valid", test_excludes=[])["hr@1"].tolist() == [1.0]
     with pytest.raises(XdtError, match=r"subset of \['train', 'valid'\]. Received: test_excludes=\['test'\]"):
         evaluate("test", test_excludes=["test"])
+
+
+def masked_reference(scores: np.ndarray, seen: sparse.csr_matrix, relevant: sparse.csr_matrix, k: int) -> tuple:
+    """Mask seen items to -inf, rank by a stable sort (lower index first on ties), count by a full sort."""
+    from xdt.evaluate import relevant_positions
+
+    masked = scores.copy()
+    for user in range(len(scores)):
+        masked[user, seen[user].indices] = -np.inf
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    lists = [relevant[user].indices for user in range(len(scores))]
+    slots = max(max(len(items) for items in lists), 1)
+    higher, tied = relevant_positions(masked, lists, slots=slots)
+    return order, np.take_along_axis(masked, order, axis=1), higher, tied
+
+
+def test_rank_items_equals_masking_then_sorting_on_hard_cases() -> None:
+    """Ties, -inf scores, seen relevant items, users with fewer than k unseen items, users with many relevant items, batches."""
+    rng = np.random.default_rng(11)
+    n_users, n_items, k = 53, 40, 6
+    scores = rng.integers(0, 5, size=(n_users, n_items)).astype(np.float32)
+    scores[rng.random((n_users, n_items)) < 0.05] = -np.inf
+    seen = sparse.random(n_users, n_items, density=0.15, format="csr", random_state=3)
+    seen = sparse.lil_matrix(seen > 0)
+    seen[0, : n_items - 2] = True  # fewer than k unseen items
+    relevant = sparse.lil_matrix(sparse.random(n_users, n_items, density=0.1, format="csr", random_state=4) > 0)
+    relevant[1, :20] = True  # many relevant items
+    relevant[2, seen[2].rows[0][:1] if seen[2].nnz else [0]] = True  # a relevant item that is also seen
+    for user in range(n_users):
+        if relevant[user].nnz == 0:
+            relevant[user, n_items - 1] = True
+    seen, relevant = sparse.csr_matrix(seen), sparse.csr_matrix(relevant)
+    ranking = rank_items(lambda batch: scores[batch.numpy()], np.arange(n_users), seen=seen, relevant=relevant, k=k, batch_size=16)
+    top, top_scores, higher, tied = masked_reference(scores, seen, relevant, k)
+    np.testing.assert_array_equal(ranking.top_items, top)
+    np.testing.assert_array_equal(ranking.top_scores, top_scores)
+    np.testing.assert_array_equal(ranking.relevant_higher, higher)
+    np.testing.assert_array_equal(ranking.relevant_tied, tied)
