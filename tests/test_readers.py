@@ -724,3 +724,11 @@ def test_nan_ratings_are_bad_rows_in_every_reader(tmp_path: Path) -> None:
         assert [(bad.line, bad.reason) for bad in result.bad_rows] == [(line, f"rating {text!r} is not a number")]
         assert result.interactions["user"].tolist() == ["u2"]
         assert result.interactions["rating"].isna().tolist() == [True]  # missing: implicit feedback later
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.csv.gz", "r.jsonl"])
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path, name: str) -> None:
+    text = "user,item\nu1,i1\n" if ".csv" in name else '{"user": "u1", "item": "i1"}\n'
+    path = write(tmp_path / name, "\ufeff" + text)
+    result = read_domain("jsonl" if name.endswith("jsonl") else "csv", path)
+    assert (result.interactions["user"].tolist(), result.bad_rows) == (["u1"], [])

@@ -40,11 +40,16 @@ def open_binary(path: Path) -> BinaryIO:
 
 
 def open_text(path: Path, encoding: str = DEFAULT_ENCODING) -> IO[str]:
-    """Open a text file for reading, decompressing it when its name ends in .gz."""
+    """Open a text file for reading, decompressing it when its name ends in .gz.
+
+    UTF-8 is read as utf-8-sig, so the byte-order mark that spreadsheet exports put first does
+    not end up in the first column's name (pyarrow drops it too).
+    """
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     with reading(path, encoding):
         if path.suffix == ".gz":
-            return gzip.open(path, "rt", encoding=encoding, newline="")
-        return open(path, encoding=encoding, newline="")
+            return gzip.open(path, "rt", encoding=codec, newline="")
+        return open(path, encoding=codec, newline="")
 
 
 @contextmanager
