@@ -119,6 +119,8 @@ class TrainingConfig:
     # softmax (sampled softmax: the positive against its negatives).
     loss: Literal["bpr", "bce", "softmax"] = "bpr"
     negatives: int = field(default=1, metadata=at_least(1))
+    # lightgcn (a transfer method, or pretrain.model): propagation layers K; the embedding is the mean of layers 0..K.
+    graph_layers: int = field(default=3, metadata=at_least(0))
 
 
 @dataclass(frozen=True)

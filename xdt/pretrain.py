@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from xdt.config import ExperimentConfig
+from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import SOURCE
 from xdt.errors import XdtError
+from xdt.models.lightgcn import LightGCN, graph_edges
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
@@ -24,7 +26,10 @@ def pretrain_source(
     resume: RunDirectory | None = None,
     train_model: bool = True,
 ) -> RunDirectory:
-    """Train MF on the source domain (`pretrain.loss`, `pretrain.negatives`) for `pretrain.epochs` epochs; `resume` continues a killed run.
+    """Train `pretrain.model` on the source domain (`pretrain.loss`, `pretrain.negatives`) for `pretrain.epochs` epochs; `resume` continues a killed run.
+
+    `lightgcn` is saved as an MF whose tables are its propagated embeddings (the same scores), so
+    every transfer method starts from a LightGCN source model as it does from an MF one.
 
     `train_model=False` (what `xdt run` asks when no method of `transfer.methods` loads the source
     model) writes the same run directory, which the transfer runs name as their parent, without
@@ -53,10 +58,7 @@ def pretrain_source(
         return run
     seed_everything(config.seed)
     with strategy.scope():
-        model = MatrixFactorization(
-            dataset.n_users, dataset.n_items(SOURCE), config.pretrain.embedding_dim, l2=config.pretrain.l2, name="source_mf"
-        )
-        model.build()
+        model = source_model(config, dataset)
     reporter.status(f"pretraining {config.pretrain.model} on the source domain → {run.path}")
     state = fit_pairwise(
         model,
@@ -70,7 +72,28 @@ def pretrain_source(
         validate=None,
         on_epoch=reporter.epoch,
     )
+    if isinstance(model, LightGCN):
+        with strategy.scope():
+            model = model.to_matrix_factorization(name="source_mf")
     save_model(run, model)
     run.write_json("results.json", {"stage": "pretrain", "epochs": state.epoch, "final_loss": run.metrics_history()[-1]["loss"]})
     run.update_info(status=STATUS_COMPLETE)
     return run
+
+
+def source_model(config: ExperimentConfig, dataset: PreparedDataset) -> MatrixFactorization | LightGCN:
+    """The untrained `pretrain.model` over the source domain (LightGCN's graph: the source training rows)."""
+    settings = config.pretrain
+    if settings.model == "lightgcn":
+        rows = dataset.rows(SOURCE, "train")
+        users, items = rows["user"].to_numpy(), rows["item"].to_numpy()
+        model = LightGCN(
+            dataset.n_users, dataset.n_items(SOURCE), settings.embedding_dim, graph_edges(users, items),
+            layers=settings.graph_layers, l2=settings.l2, name="source_lightgcn",
+        )
+        model.build()
+        model.set_graph(users, items)
+        return model
+    model = MatrixFactorization(dataset.n_users, dataset.n_items(SOURCE), settings.embedding_dim, l2=settings.l2, name="source_mf")
+    model.build()
+    return model

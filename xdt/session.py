@@ -15,6 +15,7 @@ from xdt.models.dann import DannModel, GradientReversal
 from xdt.models.emcdr import EmbeddingMapping, EmcdrModel
 from xdt.models.fusion import ContentModel, FusionModel
 from xdt.models.joint import JointModel
+from xdt.models.lightgcn import LightGCN
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.models.neighbourhood import NeighbourhoodModel
 from xdt.models.popularity import Popularity
@@ -26,6 +27,7 @@ from xdt.train import describe_strategy
 MODEL_FILE = "model.keras"
 SERIALISABLE_MODELS = {
     "xdt>MatrixFactorization": MatrixFactorization,
+    "xdt>LightGCN": LightGCN,
     "xdt>Popularity": Popularity,
     "xdt>EmcdrModel": EmcdrModel,
     "xdt>EmbeddingMapping": EmbeddingMapping,

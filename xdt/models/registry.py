@@ -45,6 +45,9 @@ METHODS: dict[str, MethodEntry] = {
         ),
         MethodEntry("target_mf", "xdt.methods.target_mf", "target-only BPR matrix factorisation", False, False),
         MethodEntry(
+            "lightgcn", "xdt.methods.lightgcn", "target-only LightGCN: layer-mean embeddings propagated over the target training graph", False, False
+        ),
+        MethodEntry(
             "two_tower",
             "xdt.methods.two_tower",
             "target-only deep two-tower: MLP(user id + recent target history) · MLP(item id)",
@@ -77,11 +80,15 @@ METHODS: dict[str, MethodEntry] = {
     )
 }
 
-SOURCE_MODELS: dict[str, str] = {"mf": "BPR matrix factorisation over the source domain"}
+SOURCE_MODELS: dict[str, str] = {
+    "mf": "BPR matrix factorisation over the source domain",
+    # Saved as an MF whose tables are the propagated embeddings, so every transfer method starts from it.
+    "lightgcn": "LightGCN over the source training graph, saved as its propagated user/item embeddings",
+}
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 # Learned methods that `fusion` can blend (transfer.fusion_base).
-FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf")
+FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf", "lightgcn")
 SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
 
 
