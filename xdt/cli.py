@@ -181,6 +181,9 @@ def recommend(
     users: Annotated[Path | None, typer.Option("--users", help="File of raw user ids, one per line.")] = None,
     k: Annotated[int, typer.Option("--k", help="Number of items per user.")] = 10,
     output: Annotated[Path | None, typer.Option("--output", help="Write recommendations to this CSV (or .json) file.")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also show the history items behind each recommendation (see `xdt explain`).")
+    ] = False,
 ) -> None:
     """Top-k target items for users, excluding items they already have; cold-start users are served from their source history.
 
@@ -188,14 +191,24 @@ def recommend(
     """
     try:
         from xdt.recommend import recommend as recommend_users
-        from xdt.recommend import requested_users
+        from xdt.recommend import requested_users, with_explanations
 
         requested = requested_users(user or [], users)
-        frame = recommend_users(open_run(run), requested, k=k)
+        directory = open_run(run)
+        frame = recommend_users(directory, requested, k=k)
+        if explain:
+            frame = with_explanations(directory, frame)
     except XdtError as error:
         fail(error)
+    if explain and output is None:
+        from xdt.tables import explanations_table
+
+        stdout.print(explanations_table(frame.attrs["explanations"], title="Recommendations, explained"))
+        return
     if output is not None:
-        if output.suffix == ".json":
+        if output.suffix == ".json" and explain:
+            output.write_text(json.dumps(frame.attrs["explanations"], indent=2))
+        elif output.suffix == ".json":
             output.write_text(frame.to_json(orient="records", indent=2))
         else:
             frame.to_csv(output, index=False)
@@ -204,6 +217,38 @@ def recommend(
     from xdt.tables import recommendations_table
 
     stdout.print(recommendations_table(frame))
+
+
+@app.command("explain")
+def explain_command(
+    run: RunArgument,
+    user: Annotated[str, typer.Option("--user", help="Raw user id.")],
+    item: Annotated[
+        list[str] | None, typer.Option("--item", help="Explain this target item (repeatable) instead of the top-k.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Number of recommendations to explain.")] = 10,
+    top: Annotated[int, typer.Option("--top", help="History items shown per explained item.")] = 5,
+    format_: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Which of the user's history items (source and target) made each recommended item score high, and how that was measured.
+
+    kNN methods (itemknn, xknn) give exact terms; history encoders (ptupcdr cold-start, dann, two_tower, content) give occlusion
+    drops; models scoring from a learned user vector (target_mf, finetune, emcdr, cmf, joint) are reported as not explainable.
+    """
+    try:
+        if format_ not in ("table", "json"):
+            raise XdtError(f"--format: expected 'table' or 'json'. Received: {format_!r}")
+        from xdt.explain import explain
+
+        explanations = [row.to_dict() for row in explain(open_run(run), user, items=item or [], k=k, top=top)]
+    except XdtError as error:
+        fail(error)
+    if format_ == "json":
+        print(json.dumps(explanations, indent=2))
+        return
+    from xdt.tables import explanations_table
+
+    stdout.print(explanations_table(explanations))
 
 
 @app.command("run")

@@ -49,6 +49,8 @@ class SyntheticConfig:
     source_interactions: float = field(default=30.0, metadata=at_least(1.0))
     target_interactions: float = field(default=12.0, metadata=at_least(1.0))
     taste_sharpness: float = field(default=3.0, metadata=at_least(0.0))
+    # > 0: each target item's relevance is planted on this many source items (xdt.data.synthetic.planted_target).
+    planted_sources: int = field(default=0, metadata=at_least(0))
 
 
 @dataclass(frozen=True)

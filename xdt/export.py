@@ -16,6 +16,19 @@ out["scores"]  # (2, 5) float32 scores (-inf in those padded places)
 
 A scalar user id gives outputs of shape `(k,)`. The same function is also exported as the
 serving signature "recommend" (for TF Serving and `saved_model_cli`).
+
+kNN runs (itemknn, xknn) also get an `explain` endpoint and signature: the exact term
+similarity(h, item) of every history item h behind one (user, item) score, largest first, as
+`xdt explain` computes them (see xdt.explain):
+
+```python
+out = served.explain(tf.constant("u00001"), tf.constant("t00042"))
+out["history_items"], out["domains"]  # (n,) raw ids and b"source" / b"target"
+out["contributions"]                  # (n,) float64 terms; out["score"] = Σ terms + out["prior"]
+```
+
+Other methods have no exact per-item decomposition that fits in a graph, so they export
+`recommend` only (xdt_export.json says which endpoints exist).
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from xdt.runs import RunDirectory
 
 EXPORT_DIR = "saved_model"
 ENDPOINT = "recommend"
+EXPLAIN_ENDPOINT = "explain"
 DESCRIPTION_FILE = "xdt_export.json"
 
 
@@ -88,6 +102,80 @@ class RecommendModule(tf.Module):
         self.recommend = recommend
 
 
+class KnnExplainer(tf.Module):
+    """Raw user and target item ids → the exact kNN term of each of the user's history items (an `explain` endpoint)."""
+
+    def __init__(self, module: RecommendModule, model: Any, domains: tuple[str, ...], raw_items: dict[str, np.ndarray]) -> None:
+        super().__init__(name="xdt_explain")
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(np.asarray(raw_items[TARGET], dtype=str).astype(object), dtype=tf.string),
+                tf.range(len(raw_items[TARGET]), dtype=tf.int64),
+            ),
+            default_value=-1,
+        )
+        self.history_ids = [
+            tf.Variable(np.asarray(raw_items[domain], dtype=str).astype(object), dtype=tf.string, trainable=False, name=f"{domain}_item_ids")
+            for domain in domains
+        ]
+        channels = list(zip(model.channel_weights, domains, self.history_ids))
+        prior = model.item_prior
+
+        @tf.function(
+            input_signature=[tf.TensorSpec(shape=[], dtype=tf.string, name="user"), tf.TensorSpec(shape=[], dtype=tf.string, name="item")]
+        )
+        def explain(user: tf.Tensor, item: tf.Tensor) -> dict[str, tf.Tensor]:
+            """Scalar raw user and target item ids → history_items, domains, contributions (largest first), prior, score."""
+            user_index = module.user_table.lookup(user)
+            item_index = self.item_table.lookup(item)
+            checks = [
+                tf.debugging.Assert(user_index >= 0, ["Unknown user id (in neither domain):", user]),
+                tf.debugging.Assert(item_index >= 0, ["Unknown target item id:", item]),
+            ]
+            with tf.control_dependencies(checks):
+                user_index, item_index = tf.identity(user_index), tf.identity(item_index)
+            ids, labels, terms = [], [], []
+            for weights, domain, names in channels:
+                items, values = history_terms(weights, user_index, item_index)
+                ids.append(tf.gather(names, items))
+                labels.append(tf.fill(tf.shape(items), domain))
+                terms.append(values)
+            contributions = tf.concat(terms, axis=0)
+            order = tf.argsort(contributions, direction="DESCENDING", stable=True)
+            item_prior = tf.gather(tf.convert_to_tensor(prior), item_index)
+            return {
+                "history_items": tf.gather(tf.concat(ids, axis=0), order),
+                "domains": tf.gather(tf.concat(labels, axis=0), order),
+                "contributions": tf.gather(contributions, order),
+                "prior": item_prior,
+                "score": tf.reduce_sum(contributions) + item_prior,
+            }
+
+        self.explain = explain
+
+
+def history_terms(weights: dict[str, Any], user: tf.Tensor, item: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One channel's history items of `user` and their similarity to `item` (0 where the sparse row has no entry)."""
+    value = tf.convert_to_tensor
+    history = tf.RaggedTensor.from_row_splits(value(weights["history_items"]), value(weights["history_splits"]), validate=False)[user]
+    columns = tf.RaggedTensor.from_row_splits(value(weights["similarity_columns"]), value(weights["similarity_splits"]), validate=False)
+    values = tf.RaggedTensor.from_row_splits(value(weights["similarity_values"]), value(weights["similarity_splits"]), validate=False)
+    matches = tf.cast(tf.equal(tf.gather(columns, history), item), tf.float64) * tf.gather(values, history)
+    return history, tf.reduce_sum(matches, axis=1)
+
+
+def knn_explainer(module: RecommendModule, model: Any, method: str | None, dataset: Any) -> KnnExplainer | None:
+    """The `explain` endpoint for a kNN run's model, or None for a model without exact per-item terms."""
+    from xdt.explain import KNN_CHANNEL_DOMAINS
+    from xdt.models.neighbourhood import NeighbourhoodModel
+
+    if not isinstance(model, NeighbourhoodModel) or method not in KNN_CHANNEL_DOMAINS:
+        return None
+    domains = KNN_CHANNEL_DOMAINS[method]
+    raw_items = {domain: dataset.items(domain)["raw_item"].to_numpy().astype(str) for domain in (*domains, TARGET)}
+    return KnnExplainer(module, model, domains, raw_items)
+
+
 def export_run(run: RunDirectory, path: Path | str | None = None) -> Path:
     """Write the run's SavedModel (default `<run>/saved_model`) with a `recommend` endpoint; return its folder.
 
@@ -111,7 +199,13 @@ def export_run(run: RunDirectory, path: Path | str | None = None) -> Path:
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    tf.saved_model.save(module, str(staging), signatures={ENDPOINT: module.recommend.get_concrete_function()})
+    signatures = {ENDPOINT: module.recommend.get_concrete_function()}
+    explainer = knn_explainer(module, model, info.get("method"), dataset)
+    if explainer is not None:
+        module.explainer = explainer
+        module.explain = explainer.explain
+        signatures[EXPLAIN_ENDPOINT] = explainer.explain.get_concrete_function()
+    tf.saved_model.save(module, str(staging), signatures=signatures)
     (staging / DESCRIPTION_FILE).write_text(
         json.dumps(
             {
@@ -126,6 +220,20 @@ def export_run(run: RunDirectory, path: Path | str | None = None) -> Path:
                     "inputs": {"user": "tf.string, scalar or (batch,)", "k": "tf.int32 scalar"},
                     "outputs": {"items": "tf.string user.shape + (k,)", "scores": "tf.float32 user.shape + (k,)"},
                     "excluded": "each user's target items in train, valid and test",
+                },
+                "explain": None
+                if explainer is None
+                else {
+                    "name": EXPLAIN_ENDPOINT,
+                    "method": "exact kNN terms",
+                    "inputs": {"user": "tf.string scalar", "item": "tf.string scalar (target item)"},
+                    "outputs": {
+                        "history_items": "tf.string (n,)",
+                        "domains": "tf.string (n,)",
+                        "contributions": "tf.float64 (n,), largest first",
+                        "prior": "tf.float64 scalar",
+                        "score": "tf.float64 scalar = sum(contributions) + prior",
+                    },
                 },
             },
             indent=2,

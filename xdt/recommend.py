@@ -61,6 +61,24 @@ def recommend(run: RunDirectory, raw_users: Sequence[str], *, k: int) -> pd.Data
     return pd.DataFrame(rows, columns=["user", "rank", "item", "title", "score", "cohort"])
 
 
+def with_explanations(run: RunDirectory, frame: pd.DataFrame, *, top: int = 3) -> pd.DataFrame:
+    """The recommendations with an `explanation_method` and an `explanation` column (see xdt.explain).
+
+    `explanation` lists the top history items as `domain:item (contribution)`, separated by `; `, so a
+    CSV stays one row per recommendation; the full explanations are in `frame.attrs["explanations"]`.
+    """
+    from xdt.explain import explain_recommendations
+
+    rows = [row.to_dict() for row in explain_recommendations(run, frame, top=top)]
+    explained = frame.copy()
+    explained["explanation_method"] = [row["method"] for row in rows]
+    explained["explanation"] = [
+        "; ".join(f"{part['domain']}:{part['item']} ({part['contribution']:.4g})" for part in row["contributions"]) or row["note"] for row in rows
+    ]
+    explained.attrs["explanations"] = [{**row, "rank": rank} for row, rank in zip(rows, frame["rank"])]
+    return explained
+
+
 def target_scorer(run: RunDirectory, config: ExperimentConfig, dataset: PreparedDataset) -> Callable[[Any], Any]:
     """Scores `(batch, n_target_items)` for user indices `(batch,)`, by the run's task.
 

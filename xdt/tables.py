@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 COHORT_ORDER = ("cold", "warm")
 
@@ -165,3 +167,31 @@ def seeds_table(aggregated: dict[str, dict[str, dict[str, tuple[float, float]]]]
             cells = [f"{values[metric][0]:.4f} ± {values[metric][1]:.4f}" for metric in metrics]
             table.add_row(method if index == 0 else "", cohort, *cells, end_section=index == len(cohorts) - 1)
     return table
+
+
+
+def explanations_table(explanations: Sequence[dict[str, Any]], *, title: str = "Explanations") -> Group:
+    """One small table per explained item: its rank, score and the method in the title, its top history items as rows.
+
+    Takes `Explanation.to_dict()` rows. The method ("exact kNN terms", "occlusion", "none") and its
+    note head each table, so an occlusion drop is never read as an exact term.
+    """
+    tables = []
+    for row in explanations:
+        rank = "" if row["rank"] is None else f"#{row['rank']} "
+        name = f"{row['item']} {row['title']}".strip()
+        heading = f"{row['user']} · {rank}{name} · score {row['score']:.4f}"
+        if not row["contributions"]:
+            tables.append(Text(f"{heading}\n  {row['method']}: {row['note']}"))
+            continue
+        table = Table(title=heading, caption=f"{row['method']}: {row['note']}", title_justify="left")
+        titled = any(part["title"] for part in row["contributions"])
+        for column in ("history item", *(("title",) if titled else ()), "domain", "contribution", "share"):
+            table.add_column(column, justify="right" if column in ("contribution", "share") else "left")
+        for part in row["contributions"]:
+            titles = (part["title"],) if titled else ()
+            table.add_row(part["item"], *titles, part["domain"], f"{part['contribution']:.4f}", f"{100 * part['share']:.0f}%")
+        if row.get("unattributed") is not None:
+            table.add_row("(tie-break prior)", *(("",) if titled else ()), "", f"{row['unattributed']:.2e}", "")
+        tables.append(table)
+    return Group(Text(title, style="bold"), *tables)

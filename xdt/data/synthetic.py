@@ -6,6 +6,17 @@ domain is `sqrt(shared_taste) * shared + sqrt(1 - shared_taste) * private`. With
 `shared_taste = 1` a user's source behaviour fully predicts their target taste. Item popularity
 follows a power law (Zipf with `popularity_exponent`). Users are overlapping (both domains),
 source-only or target-only.
+
+Planted structure (`planted_sources: N`, off at 0): a ground truth for explanations. Each target
+item t gets a known set P(t) of N distinct source items, drawn in proportion to source
+popularity (so planted items occur in histories often enough to be learned from). The source
+domain is generated exactly as without the knob; the target domain is then drawn from the
+source histories instead of tastes: user u picks target items without replacement from
+softmax(PLANTED_STRENGTH × |P(t) ∩ H_u| + log popularity_t), H_u the user's source items. So a
+target item is relevant to u exactly through the planted source items u has, and an
+explanation of a recommended t should name items of P(t). `SyntheticDomains.planted` holds
+P as {raw target item: [raw source items]}. With the knob at 0 no random draw changes, so
+existing data stay byte-identical.
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ import pandas as pd
 from xdt.config import SyntheticConfig
 
 USER_CHUNK = 512
+# Logit added per planted source item in a user's history: e^3 ≈ 20 times the odds of an unplanted item.
+PLANTED_STRENGTH = 3.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class SyntheticDomains:
     target: pd.DataFrame
     source_items: pd.DataFrame
     target_items: pd.DataFrame
+    planted: dict[str, list[str]] | None = None  # raw target item → its planted raw source items
 
 
 def generate(config: SyntheticConfig, seed: int) -> SyntheticDomains:
@@ -51,12 +65,61 @@ def generate(config: SyntheticConfig, seed: int) -> SyntheticDomains:
 
     source = sample_domain(rng, source_taste[source_users], source_users, config.source_items, config.source_interactions, config, "s")
     target = sample_domain(rng, target_taste[target_users], target_users, config.target_items, config.target_interactions, config, "t")
+    planted = None
+    if config.planted_sources > 0:
+        target, planted = planted_target(np.random.default_rng([seed, 7919, 1]), source, target_users, config)
     return SyntheticDomains(
         source=source,
         target=target,
         source_items=item_titles(config.source_items, "s", "book"),
         target_items=item_titles(config.target_items, "t", "movie"),
+        planted=planted,
     )
+
+
+def planted_target(
+    rng: np.random.Generator, source: pd.DataFrame, users: np.ndarray, config: SyntheticConfig
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The target domain drawn from planted source items (module docstring), and the planted sets.
+
+    A separate generator keeps the knob from shifting any draw of the default data.
+    """
+    n_source, n_target = config.source_items, config.target_items
+    source_users = source["user"].str[1:].astype(int).to_numpy()
+    source_items = source["item"].str[1:].astype(int).to_numpy()
+    popularity = np.bincount(source_items, minlength=n_source) + 1.0
+    count = min(config.planted_sources, n_source)
+    planted = np.stack([rng.choice(n_source, size=count, replace=False, p=popularity / popularity.sum()) for _ in range(n_target)])
+    membership = np.zeros((n_source, n_target))
+    np.add.at(membership, (planted.ravel(), np.repeat(np.arange(n_target), count)), 1.0)
+    history = np.zeros((config.users, n_source))
+    history[source_users, source_items] = 1.0
+    log_popularity = -config.popularity_exponent * np.log(rng.permutation(n_target) + 1)
+    activity = np.clip(np.round(rng.lognormal(np.log(config.target_interactions), 0.6, size=len(users))), 3, n_target // 2).astype(int)
+    logits = PLANTED_STRENGTH * history[users] @ membership + log_popularity
+    ranked = np.argsort(-(logits + rng.gumbel(size=logits.shape)), axis=1)
+    user_index = np.concatenate([np.full(n, user) for user, n in zip(users, activity)])
+    item_index = np.concatenate([ranked[row, :n] for row, n in enumerate(activity)])
+    frame = pd.DataFrame(
+        {
+            "user": pd.array([f"u{u:05d}" for u in user_index], dtype="string"),
+            "item": pd.array([f"t{i:05d}" for i in item_index], dtype="string"),
+            "rating": np.ones(len(user_index)),
+            "timestamp": pd.array(np.concatenate([rng.permutation(n) for n in activity]), dtype="Int64"),
+            "split": "",
+        }
+    )
+    sets = {f"t{t:05d}": [f"s{s:05d}" for s in sorted(planted[t])] for t in range(n_target)}
+    return frame, sets
+
+
+def planted_sets(config: SyntheticConfig, seed: int) -> dict[str, list[str]]:
+    """P(t) for every target item of a planted config: {raw target item: [raw source items]}."""
+    if config.planted_sources < 1:
+        raise ValueError(f"Expected planted_sources >= 1. Received: planted_sources={config.planted_sources}")
+    planted = generate(config, seed).planted
+    assert planted is not None
+    return planted
 
 
 def sample_domain(
