@@ -34,14 +34,14 @@ PLANTED = {"users": 300, "source_items": 80, "target_items": 60, "latent_dim": 4
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDirectory]:
-    """A tiny planted experiment: xknn, itemknn, two_tower and emcdr runs (2 epochs)."""
+    """A tiny planted experiment: xknn, itemknn, two_tower, emcdr and content runs (2 epochs)."""
     from xdt.config import load_config
     from xdt.experiment import run_experiment
 
     config = copy.deepcopy(TINY_CONFIG)
     config["dataset"]["synthetic"] = {**config["dataset"]["synthetic"], **PLANTED}
     config["pretrain"]["epochs"] = 2
-    config["transfer"].update({"methods": ["xknn", "itemknn", "two_tower", "emcdr"], "epochs": 2, "mapping_epochs": 5})
+    config["transfer"].update({"methods": ["xknn", "itemknn", "two_tower", "emcdr", "content"], "epochs": 2, "mapping_epochs": 5})
     path = write_config(tmp_path_factory.mktemp("explain"), config)
     outcome = run_experiment(load_config(path).config, config_text=path.read_text())[0]
     return {**outcome.transfer_runs, "pretrain": outcome.pretrain_run}
@@ -119,6 +119,39 @@ def test_two_tower_occlusion_equals_rescoring_with_the_item_removed(runs, datase
         model.target_history.assign(removed)
         assert full - float(model.score_all(np.array([user]))[0, item]) == pytest.approx(part.contribution, abs=1e-5)
         model.target_history.assign(history)
+
+
+def test_removing_history_items_rescored_matches_the_terms(runs, dataset) -> None:
+    """`without` recomputes scores from a shortened history; for kNN the drop is exactly the removed terms."""
+    from xdt.explain import open_explained_run
+
+    cold = users_of(runs["xknn"], "cold")[0]
+    opened = open_explained_run(runs["xknn"])
+    explanation = explain(opened, cold, k=1, top=3)[0]
+    raw_source = dataset.items(SOURCE)["raw_item"].astype(str).tolist()
+    item = dataset.items(TARGET)["raw_item"].astype(str).tolist().index(explanation.item)
+    removal = [("source", raw_source.index(part.item)) for part in explanation.contributions]
+    full, reduced = opened.explainer.without(dataset.user_index(cold), [[], removal])[:, item]
+    assert full - reduced == pytest.approx(sum(part.contribution for part in explanation.contributions), abs=1e-12)
+    warm = users_of(runs["two_tower"], "warm")[0]
+    tower = open_explained_run(runs["two_tower"])
+    first = explain(tower, warm, k=1, top=1)[0]
+    single = [("target", dataset.items(TARGET)["raw_item"].astype(str).tolist().index(first.contributions[0].item))]
+    item = dataset.items(TARGET)["raw_item"].astype(str).tolist().index(first.item)
+    full, reduced = tower.explainer.without(dataset.user_index(warm), [[], single])[:, item]
+    assert full - reduced == pytest.approx(first.contributions[0].contribution, abs=1e-5)
+
+
+def test_content_occlusion_rebuilds_the_models_profile(runs) -> None:
+    cold = users_of(runs["content"], "cold")[0]
+    explanation = explain(runs["content"], cold, k=1, top=2)[0]
+    assert explanation.method == OCCLUSION and explanation.contributions
+    from xdt.explain import open_explained_run
+
+    opened = open_explained_run(runs["content"])
+    user = opened.dataset.user_index(cold)
+    item = opened.dataset.items(TARGET)["raw_item"].astype(str).tolist().index(explanation.item)
+    assert opened.explainer.without(user, [[]])[0, item] == pytest.approx(explanation.score, abs=1e-6)
 
 
 def test_pure_id_models_say_they_are_not_explainable(runs) -> None:

@@ -102,10 +102,18 @@ class Attribution:
     unattributed: np.ndarray | None = None  # (n_candidates,), exact methods only
 
 
-def explain(run: RunDirectory, raw_user: str, *, items: Sequence[str] = (), k: int = 10, top: int = 5) -> list[Explanation]:
-    """Explanations of `raw_user`'s top-k recommendations (or of the given target `items`), `top` history items each."""
-    if k < 1 or top < 1:
-        raise XdtError(f"Expected --k >= 1 and --top >= 1. Received: k={k}, top={top}")
+@dataclass(frozen=True)
+class OpenedRun:
+    """A run's data, model and explainer, loaded once for many users."""
+
+    run: RunDirectory
+    dataset: PreparedDataset
+    model: Any
+    explainer: Any  # KnnExplainer | HistoryExplainer | ContentExplainer | NotExplainable
+
+
+def open_explained_run(run: RunDirectory) -> OpenedRun:
+    """Load what explanations need, refusing runs that hold no trained ranking model."""
     from xdt.session import load_model, load_run_config, open_dataset
 
     config = load_run_config(run)
@@ -113,23 +121,38 @@ def explain(run: RunDirectory, raw_user: str, *, items: Sequence[str] = (), k: i
         raise XdtError(f"explain expects a run of a task: ranking experiment; {run.path} is a task: {config.task} run")
     check_model_run(run, config.task, "explain")
     dataset = open_dataset(config)
-    user = user_index(dataset, raw_user)
     model = load_model(run)
-    scores = np.asarray(model.score_all(np.array([user], dtype=np.int32)))[0].astype(np.float64)
+    return OpenedRun(run, dataset, model, explainer(run.info().get("method", ""), model, dataset))
+
+
+def explain(run: RunDirectory | OpenedRun, raw_user: str, *, items: Sequence[str] = (), k: int = 10, top: int = 5) -> list[Explanation]:
+    """Explanations of `raw_user`'s top-k recommendations (or of the given target `items`), `top` history items each."""
+    if k < 1 or top < 1:
+        raise XdtError(f"Expected --k >= 1 and --top >= 1. Received: k={k}, top={top}")
+    opened = run if isinstance(run, OpenedRun) else open_explained_run(run)
+    dataset = opened.dataset
+    user = user_index(dataset, raw_user)
+    scores = model_scores(opened, user)
     seen = dataset.interaction_matrix(TARGET, "train", "valid", "test")[user].indices
     candidates, ranks = chosen_items(dataset, scores, seen, items, k)
-    attribution = explainer(run.info().get("method", ""), model, dataset)(user, candidates)
+    attribution = opened.explainer.attribution(user, candidates)
     return [
         build_explanation(dataset, raw_user, int(item), rank, float(scores[item]), attribution, row, top)
         for row, (item, rank) in enumerate(zip(candidates, ranks))
     ]
 
 
+def model_scores(opened: OpenedRun, user: int) -> np.ndarray:
+    """The model's scores of every target item for one user, as `xdt recommend` ranks them."""
+    return np.asarray(opened.model.score_all(np.array([user], dtype=np.int32)))[0].astype(np.float64)
+
+
 def explain_recommendations(run: RunDirectory, recommendations: pd.DataFrame, *, top: int = 5) -> list[Explanation]:
     """Explanations of the rows of an `xdt recommend` frame (user, rank, item, …), in its order."""
+    opened = open_explained_run(run)
     explanations = []
     for user, group in recommendations.groupby("user", sort=False):
-        explanations.extend(explain(run, str(user), items=[str(item) for item in group["item"]], top=top))
+        explanations.extend(explain(opened, str(user), items=[str(item) for item in group["item"]], top=top))
     return explanations
 
 
@@ -200,8 +223,8 @@ def title_of(dataset: PreparedDataset, domain: str, index: int) -> str:
     return "" if pd.isna(title) else str(title)
 
 
-def explainer(method: str, model: Any, dataset: PreparedDataset):  # noqa: ANN201  (a closure: user, candidates → Attribution)
-    """The attribution function of a run's model, chosen by its class (and method name for kNN channels)."""
+def explainer(method: str, model: Any, dataset: PreparedDataset) -> Any:
+    """The explainer of a run's model, chosen by its class (and by method name for the kNN channels' domains)."""
     from xdt.models.dann import DannModel
     from xdt.models.fusion import ContentModel
     from xdt.models.neighbourhood import NeighbourhoodModel
@@ -209,79 +232,134 @@ def explainer(method: str, model: Any, dataset: PreparedDataset):  # noqa: ANN20
     from xdt.models.two_tower import TwoTowerModel
 
     if isinstance(model, NeighbourhoodModel) and method in KNN_CHANNEL_DOMAINS:
-        channels = knn_channels(model)
-        return lambda user, candidates: knn_attribution(channels, KNN_CHANNEL_DOMAINS[method], model, user, candidates)
-    if isinstance(model, PtupcdrModel):
-        return lambda user, candidates: ptupcdr_attribution(model, user, candidates)
-    if isinstance(model, DannModel):
-        return lambda user, candidates: dann_attribution(model, user, candidates)
-    if isinstance(model, TwoTowerModel):
-        return lambda user, candidates: two_tower_attribution(model, user, candidates)
+        return KnnExplainer(model, KNN_CHANNEL_DOMAINS[method])
+    readers = {PtupcdrModel: ptupcdr_reader, DannModel: dann_reader, TwoTowerModel: two_tower_reader}
+    for model_class, reader in readers.items():
+        if isinstance(model, model_class):
+            return HistoryExplainer(model, reader)
     if isinstance(model, ContentModel):
-        profile = ContentProfile.of(dataset)
-        return lambda user, candidates: profile.attribution(user, candidates)
-    reason = PURE_ID_REASONS.get(method, f"{method or type(model).__name__} has no history input to attribute its scores to")
-    return lambda user, candidates: Attribution(NOT_EXPLAINABLE, f"not explainable by history items: {reason}", ())
+        return ContentExplainer.of(dataset)
+    return NotExplainable(PURE_ID_REASONS.get(method, f"{method or type(model).__name__} has no history input to attribute its scores to"))
 
 
-def knn_channels(model: Any) -> list[tuple[sparse.csr_matrix, sparse.csr_matrix]]:
-    """(history, similarity) CSR matrices of each channel, read back from the model's weights."""
-    channels = []
-    for weights, (history_items, _, _) in zip(model.channel_weights, model.channel_sizes):
-        data = {name: np.asarray(weight.numpy()) for name, weight in weights.items()}
-        history = sparse.csr_matrix(
-            (np.ones(len(data["history_items"])), data["history_items"], data["history_splits"]), shape=(model.num_users, history_items)
-        )
-        similarity = sparse.csr_matrix(
-            (data["similarity_values"], data["similarity_columns"], data["similarity_splits"]), shape=(history_items, model.num_items)
-        )
-        channels.append((history, similarity))
-    return channels
+@dataclass(frozen=True)
+class NotExplainable:
+    """A model with no history input: every explanation says why, and nothing can be removed."""
+
+    reason: str
+
+    def attribution(self, user: int, candidates: np.ndarray) -> Attribution:
+        """No terms, the reason as the note."""
+        return Attribution(NOT_EXPLAINABLE, f"not explainable by history items: {self.reason}", ())
+
+    def without(self, user: int, removals: Sequence[Sequence[tuple[str, int]]]) -> None:
+        """Nothing to remove: None."""
+        return None
 
 
-def knn_attribution(channels: list, domains: Sequence[str], model: Any, user: int, candidates: np.ndarray) -> Attribution:
-    """Exact terms sim(j, i) of every history item j of every channel; the prior is the unattributed rest."""
-    terms = []
-    for (history, similarity), domain in zip(channels, domains):
-        items = history[user].indices
-        terms.append(Terms(domain, items, similarity[items][:, candidates].toarray().T))
-    prior = np.asarray(model.item_prior.numpy())[candidates]
-    return Attribution(EXACT_KNN, "score = Σ similarity(history item, item) + popularity tie-break", tuple(terms), prior)
+class KnnExplainer:
+    """Exact terms of a NeighbourhoodModel: each channel's (history, similarity) CSR pair, read back from the weights."""
+
+    def __init__(self, model: Any, domains: Sequence[str]) -> None:
+        self.domains = tuple(domains)
+        self.prior = np.asarray(model.item_prior.numpy())
+        self.channels = []
+        for weights, (history_items, _, _) in zip(model.channel_weights, model.channel_sizes):
+            data = {name: np.asarray(weight.numpy()) for name, weight in weights.items()}
+            history = sparse.csr_matrix(
+                (np.ones(len(data["history_items"])), data["history_items"], data["history_splits"]), shape=(model.num_users, history_items)
+            )
+            similarity = sparse.csr_matrix(
+                (data["similarity_values"], data["similarity_columns"], data["similarity_splits"]), shape=(history_items, model.num_items)
+            )
+            self.channels.append((history, similarity))
+
+    def attribution(self, user: int, candidates: np.ndarray) -> Attribution:
+        """Terms sim(j, i) of every history item j of every channel; the prior is the unattributed rest."""
+        terms = []
+        for (history, similarity), domain in zip(self.channels, self.domains):
+            items = history[user].indices
+            terms.append(Terms(domain, items, similarity[items][:, candidates].toarray().T))
+        return Attribution(EXACT_KNN, "score = Σ similarity(history item, item) + popularity tie-break", tuple(terms), self.prior[candidates])
+
+    def without(self, user: int, removals: Sequence[Sequence[tuple[str, int]]]) -> np.ndarray:
+        """Float64 scores `(len(removals), n_items)` recomputed from histories with each removal's (domain, item)s taken out."""
+        rows = []
+        for removal in removals:
+            score = self.prior.copy()
+            for (history, similarity), domain in zip(self.channels, self.domains):
+                kept = np.setdiff1d(history[user].indices, [item for where, item in removal if where == domain])
+                score = score + np.asarray(similarity[kept].sum(axis=0)).ravel()
+            rows.append(score)
+        return np.stack(rows)
 
 
-def occlusion_rows(history: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """The real positions of a padded history `(length,)`, and one copy per position with it padded out `(1 + n, length)`.
+@dataclass(frozen=True)
+class HistoryReader:
+    """The one padded history a model reads for a user, and how it scores every target item from variants of it."""
 
-    Row 0 is the full history, so drops are measured against the same forward pass.
-    """
-    positions = np.flatnonzero(history != pad)
-    variants = np.repeat(history[None, :], 1 + len(positions), axis=0)
-    variants[1 + np.arange(len(positions)), positions] = pad
-    return positions, variants
+    domain: str
+    history: np.ndarray  # (length,) in the model's item index, padded with `pad`
+    pad: int
+    offset: int  # model item index − domain item index
+    score: Any  # variants (rows, length) → scores (rows, n_items)
+    note: str
+
+    def attribution(self, candidates: np.ndarray) -> Attribution:
+        """Occlusion: row 0 the full history, then one row per real position with it padded out (one forward pass)."""
+        positions = np.flatnonzero(self.history != self.pad)
+        variants = np.repeat(self.history[None, :], 1 + len(positions), axis=0)
+        variants[1 + np.arange(len(positions)), positions] = self.pad
+        scores = np.asarray(self.score(variants), dtype=np.float64)[:, candidates]
+        terms = Terms(self.domain, self.history[positions] - self.offset, (scores[:1] - scores[1:]).T)
+        return Attribution(OCCLUSION, self.note + ("" if len(positions) else f"; the user has no {self.domain} history"), (terms,))
+
+    def without(self, removals: Sequence[Sequence[tuple[str, int]]]) -> np.ndarray:
+        """Scores `(len(removals), n_items)` with each removal's items of this history padded out (other domains' ignored)."""
+        variants = np.repeat(self.history[None, :], len(removals), axis=0)
+        for row, removal in enumerate(removals):
+            removed = [item + self.offset for domain, item in removal if domain == self.domain]
+            variants[row, np.isin(self.history, removed)] = self.pad
+        return np.asarray(self.score(variants), dtype=np.float64)
 
 
-def drops(scores: Any, candidates: np.ndarray) -> np.ndarray:
-    """Score drops `(n_candidates, n_history)` from the scores `(1 + n, n_items)` of the full and occluded histories."""
-    scores = np.asarray(scores, dtype=np.float64)[:, candidates]
-    return (scores[:1] - scores[1:]).T
+@dataclass(frozen=True)
+class HistoryExplainer:
+    """Occlusion for a model that encodes one history; `reader(model, user)` gives a HistoryReader or the reason there is none."""
+
+    model: Any
+    reader: Any
+
+    def attribution(self, user: int, candidates: np.ndarray) -> Attribution:
+        """The reader's occlusion drops, or a not-explainable note."""
+        reader = self.reader(self.model, user)
+        if isinstance(reader, str):
+            return Attribution(NOT_EXPLAINABLE, f"not explainable by history items: {reader}", ())
+        return reader.attribution(candidates)
+
+    def without(self, user: int, removals: Sequence[Sequence[tuple[str, int]]]) -> np.ndarray | None:
+        """Rescored histories, or None when the user is not scored from a history."""
+        reader = self.reader(self.model, user)
+        return None if isinstance(reader, str) else reader.without(removals)
 
 
-def ptupcdr_attribution(model: Any, user: int, candidates: np.ndarray) -> Attribution:
-    """Cold-start users: occlusion of the source history fed to the meta-network. Warm users: not explainable."""
+def ptupcdr_reader(model: Any, user: int) -> HistoryReader | str:
+    """Cold-start users: the source history fed to the meta-network. Warm users are scored by target MF."""
     from keras import ops
 
     if float(model.has_target.numpy()[user, 0]) > 0:
-        return Attribution(NOT_EXPLAINABLE, "not explainable by history items: ptupcdr serves warm users from the target MF user vector", ())
+        return "ptupcdr serves warm users from the target MF user vector"
     pad = model.num_source_items
-    positions, variants = occlusion_rows(np.asarray(model.source_history.numpy())[user], pad)
-    history = ops.convert_to_tensor(variants)
-    bridge = model.bridge(model.source_item_embedding(history), history < pad)
-    source_vector = ops.expand_dims(model.source_user_embedding(ops.full((len(variants),), user, dtype="int32")), 1)
-    vectors = ops.squeeze(ops.matmul(source_vector, bridge), axis=1)
-    scores = vectors @ ops.transpose(model.target.item_embedding.embeddings) + ops.reshape(model.target.item_bias.embeddings, (1, -1))
-    items = variants[0, positions]
+
+    def score(variants: np.ndarray) -> Any:
+        history = ops.convert_to_tensor(variants)
+        bridge = model.bridge(model.source_item_embedding(history), history < pad)
+        source_vector = ops.expand_dims(model.source_user_embedding(ops.full((len(variants),), user, dtype="int32")), 1)
+        vectors = ops.squeeze(ops.matmul(source_vector, bridge), axis=1)
+        return vectors @ ops.transpose(model.target.item_embedding.embeddings) + ops.reshape(model.target.item_bias.embeddings, (1, -1))
+
     note = "score drop when one source history item is removed from the meta-network's input (cold-start bridge)"
-    return Attribution(OCCLUSION, note, (Terms(SOURCE, items, drops(scores, candidates)),))
+    return HistoryReader(SOURCE, np.asarray(model.source_history.numpy())[user], pad, 0, score, note)
 
 
 def mean_pooled(embedding: Any, variants: np.ndarray, pad: int) -> Any:
@@ -294,49 +372,49 @@ def mean_pooled(embedding: Any, variants: np.ndarray, pad: int) -> Any:
     return ops.sum(embedding(history) * ops.expand_dims(mask, -1), axis=1) / count
 
 
-def two_tower_attribution(model: Any, user: int, candidates: np.ndarray) -> Attribution:
-    """Occlusion of the target history pooled into the user tower."""
+def two_tower_reader(model: Any, user: int) -> HistoryReader:
+    """The target history pooled into the user tower."""
     from keras import ops
 
-    positions, variants = occlusion_rows(np.asarray(model.target_history.numpy())[user], model.num_items)
-    pooled = mean_pooled(model.item_embedding, variants, model.num_items)
-    ids = model.user_embedding(ops.full((len(variants),), user, dtype="int32"))
-    vectors = model.user_output(model.user_hidden(ops.concatenate([ids, pooled], axis=-1)))
-    scores = vectors @ ops.transpose(model.item_vectors(ops.arange(model.num_items, dtype="int32")))
-    note = "score drop when one target history item is removed from the user tower's mean" + ("" if len(positions) else "; the user has no target history")
-    return Attribution(OCCLUSION, note, (Terms(TARGET, variants[0, positions], drops(scores, candidates)),))
+    def score(variants: np.ndarray) -> Any:
+        pooled = mean_pooled(model.item_embedding, variants, model.num_items)
+        ids = model.user_embedding(ops.full((len(variants),), user, dtype="int32"))
+        vectors = model.user_output(model.user_hidden(ops.concatenate([ids, pooled], axis=-1)))
+        return vectors @ ops.transpose(model.item_vectors(ops.arange(model.num_items, dtype="int32")))
+
+    note = "score drop when one target history item is removed from the user tower's mean"
+    return HistoryReader(TARGET, np.asarray(model.target_history.numpy())[user], model.num_items, 0, score, note)
 
 
-def dann_attribution(model: Any, user: int, candidates: np.ndarray) -> Attribution:
-    """Occlusion of the history of the view that serves the user: target view if they have target history, else source view."""
+def dann_reader(model: Any, user: int) -> HistoryReader:
+    """The history of the view that serves the user: the target view with target history, else the source view."""
     from keras import ops
 
     target_history = np.asarray(model.target_history.numpy())[user]
     warm = bool(np.any(target_history != model.padding_item))
-    history = target_history if warm else np.asarray(model.source_history.numpy())[user]
-    positions, variants = occlusion_rows(history, model.padding_item)
-    pooled = mean_pooled(model.item_embedding, variants, model.padding_item)
-    shared = model.shared_user_embedding(ops.full((len(variants),), user, dtype="int32"))
-    vectors = model.encoder_output(model.encoder_hidden(ops.concatenate([shared, pooled], axis=-1)))
     start, end = model.num_source_items, model.padding_item
-    scores = vectors @ ops.transpose(model.item_embedding.embeddings[start:end]) + ops.reshape(model.item_bias.embeddings[start:end], (1, -1))
-    items = variants[0, positions] - (start if warm else 0)
+
+    def score(variants: np.ndarray) -> Any:
+        pooled = mean_pooled(model.item_embedding, variants, model.padding_item)
+        shared = model.shared_user_embedding(ops.full((len(variants),), user, dtype="int32"))
+        vectors = model.encoder_output(model.encoder_hidden(ops.concatenate([shared, pooled], axis=-1)))
+        return vectors @ ops.transpose(model.item_embedding.embeddings[start:end]) + ops.reshape(model.item_bias.embeddings[start:end], (1, -1))
+
     view = "target" if warm else "source"
     note = f"score drop when one {view} history item is removed from the {view} view's mean (dann)"
-    return Attribution(OCCLUSION, note, (Terms(TARGET if warm else SOURCE, items, drops(scores, candidates)),))
+    history = target_history if warm else np.asarray(model.source_history.numpy())[user]
+    return HistoryReader(TARGET if warm else SOURCE, history, model.padding_item, start if warm else 0, score, note)
 
 
 @dataclass(frozen=True)
-class ContentProfile:
+class ContentExplainer:
     """The content model's inputs rebuilt from the data (xdt.methods.content): TF-IDF rows of both domains' items."""
 
-    source_vectors: sparse.csr_matrix
-    target_vectors: sparse.csr_matrix
-    source_history: sparse.csr_matrix
-    target_history: sparse.csr_matrix
+    vectors: dict[str, sparse.csr_matrix]
+    histories: dict[str, sparse.csr_matrix]
 
     @classmethod
-    def of(cls, dataset: PreparedDataset) -> ContentProfile:
+    def of(cls, dataset: PreparedDataset) -> ContentExplainer:
         """Vectors exactly as `content_model` fits them."""
         from xdt.methods.content import titles_of
         from xdt.models.fusion import tfidf_matrix
@@ -347,24 +425,32 @@ class ContentProfile:
             source_titles = np.full(dataset.n_items(SOURCE), "", dtype=object)
         vectors = tfidf_matrix(list(source_titles) + list(target_titles if target_titles is not None else []))
         return cls(
-            vectors[: len(source_titles)].tocsr(),
-            vectors[len(source_titles) :].tocsr(),
-            dataset.interaction_matrix(SOURCE, "train"),
-            dataset.interaction_matrix(TARGET, "train"),
+            {SOURCE: vectors[: len(source_titles)].tocsr(), TARGET: vectors[len(source_titles) :].tocsr()},
+            {domain: dataset.interaction_matrix(domain, "train") for domain in (SOURCE, TARGET)},
         )
+
+    def profile(self, user: int) -> np.ndarray:
+        """The unnormalised profile: the sum of the TF-IDF rows of the user's training items of both domains."""
+        rows = [np.asarray(self.vectors[domain][self.histories[domain][user].indices].sum(axis=0)).ravel() for domain in (SOURCE, TARGET)]
+        return rows[0] + rows[1]
 
     def attribution(self, user: int, candidates: np.ndarray) -> Attribution:
         """Occlusion: cosine of the L2-normalised profile with and without each history item's TF-IDF row."""
-        rows = [(SOURCE, self.source_history[user].indices, self.source_vectors), (TARGET, self.target_history[user].indices, self.target_vectors)]
-        full = sum((vectors[items].sum(axis=0) for _, items, vectors in rows), np.zeros((1, self.target_vectors.shape[1])))
-        full = np.asarray(full).ravel()
-        items_matrix = self.target_vectors[candidates].toarray()
-        score = items_matrix @ normalised(full)
+        full = self.profile(user)
+        items = self.vectors[TARGET][candidates].toarray()
+        score = items @ normalised(full)
         terms = []
-        for domain, items, vectors in rows:
-            without = full[None, :] - vectors[items].toarray()
-            terms.append(Terms(domain, items, score[:, None] - items_matrix @ normalised(without).T))
+        for domain in (SOURCE, TARGET):
+            history = self.histories[domain][user].indices
+            without = full[None, :] - self.vectors[domain][history].toarray()
+            terms.append(Terms(domain, history, score[:, None] - items @ normalised(without).T))
         return Attribution(OCCLUSION, "score drop when one history item's title is removed from the TF-IDF profile", tuple(terms))
+
+    def without(self, user: int, removals: Sequence[Sequence[tuple[str, int]]]) -> np.ndarray:
+        """Cosine scores `(len(removals), n_items)` of profiles with each removal's item rows subtracted."""
+        full = self.profile(user)
+        profiles = np.stack([full - sum((self.vectors[domain][item].toarray().ravel() for domain, item in removal), np.zeros_like(full)) for removal in removals])
+        return normalised(profiles) @ self.vectors[TARGET].toarray().T
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
