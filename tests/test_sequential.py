@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from safetensors.numpy import save_file
 
+from tests.text_folders import tiny_bert_weights, write_tiny_bert
 from xdt.sequential.data import (
     ItemVocabulary,
     drop_tokens,
@@ -23,7 +23,6 @@ from xdt.sequential.evaluation import evaluate_next_item, mean_metrics, rank_nex
 from xdt.sequential.text_bridge import TextAdaptor, build_text_bridge, encode_texts, item_texts
 from xdt.sequential.training import TrainingSettings, seed_everything, train_next_item
 from xdt.sequential.transformer import SequenceTransformer, parameter_count
-from xdt.text.bert import BertSentenceEncoder, bert_weight_targets
 
 MAX_LENGTH = 6
 WORDS = "green tea coffee bean knife pan pot cup mug salt oil pasta".split()
@@ -190,26 +189,7 @@ def test_text_adaptor_mixes_experts() -> None:
 
 def write_random_bert(folder: Path, seed: int) -> Path:
     """A tiny random BERT saved as a Hugging Face folder (config.json, vocab.txt, model.safetensors)."""
-    config = {
-        "vocab_size": 5 + len(WORDS),
-        "hidden_size": 8,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 16,
-        "max_position_embeddings": 16,
-    }
-    keras.utils.set_random_seed(seed)
-    model = BertSentenceEncoder(**config)
-    model.build({"token_ids": (None, None), "padding_mask": (None, None)})
-    weights = {
-        name: np.ascontiguousarray(np.asarray(variable).T if transposed else np.asarray(variable))
-        for name, (variable, transposed) in bert_weight_targets(model).items()
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "bert", **config}))
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    save_file(weights, str(folder / "model.safetensors"))
-    return folder
+    return write_tiny_bert(folder, tiny_bert_weights(seed))
 
 
 def test_text_embeddings_are_cached_and_invalidated(tmp_path: Path) -> None:
@@ -225,10 +205,11 @@ def test_text_embeddings_are_cached_and_invalidated(tmp_path: Path) -> None:
     np.testing.assert_array_equal(changed.embeddings[:3], first.embeddings[:3])
     assert not np.allclose(changed.embeddings[3], first.embeddings[3])
 
+    pytest.importorskip("keras_hub")
     bert_cache = tmp_path / "bert-cache"
     folder = write_random_bert(tmp_path / "bert", seed=0)
     encoded = encode_texts(texts, cache_dir=bert_cache, encoder_dir=folder)
-    assert encoded.embeddings.shape == (4, 8) and encoded.encoder_id.startswith("bert:")
+    assert encoded.embeddings.shape == (4, 16) and encoded.encoder_id.startswith("bert:")
     np.testing.assert_allclose(np.linalg.norm(encoded.embeddings[1:], axis=1), 1.0, rtol=1e-5)
     assert len(list(bert_cache.glob("*.npy"))) == 1
     # New weights in the same folder → new fingerprint → recomputed, not served from the cache.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,20 +73,48 @@ def test_failed_encode_leaves_no_cache_entry(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_encoder_fingerprint_tracks_config_and_weights(tmp_path):
-    (tmp_path / "config.json").write_text('{"hidden_size": 16}')
-    (tmp_path / "model.safetensors").write_bytes(b"weights-v1")
-    (tmp_path / "vocab.txt").write_text("[PAD]\n")
+def write_folder_files(folder: Path) -> None:
+    """The files a BERT folder's fingerprint reads; their contents need not be a real model."""
+    (folder / "config.json").write_text('{"model_type": "bert", "hidden_size": 16}')
+    (folder / "model.safetensors").write_bytes(b"weights-v1")
+    (folder / "vocab.txt").write_text("[PAD]\n")
+    (folder / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+
+
+def test_encoder_fingerprint_tracks_config_weights_tokenizer_and_pooling(tmp_path):
+    write_folder_files(tmp_path)
     first = encoder_fingerprint(tmp_path)
     assert encoder_fingerprint(tmp_path) == first and len(first) == 64
-    (tmp_path / "model.safetensors").write_bytes(b"weights-v2")
-    second = encoder_fingerprint(tmp_path)
-    (tmp_path / "config.json").write_text('{"hidden_size": 32}')
-    assert len({first, second, encoder_fingerprint(tmp_path)}) == 3
+    fingerprints = {first}
+    for name, content in (
+        ("model.safetensors", "weights-v2"),
+        ("config.json", '{"model_type": "bert", "hidden_size": 32}'),
+        ("vocab.txt", "[PAD]\n[UNK]\n"),
+        ("1_Pooling/config.json", '{"pooling_mode_cls_token": true}'),
+        ("modules.json", "[]"),
+    ):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(content)
+        fingerprints.add(encoder_fingerprint(tmp_path))
+    assert len(fingerprints) == 6
+
+
+def test_encoder_fingerprint_follows_weight_shards(tmp_path):
+    write_folder_files(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"first")
+    with pytest.raises(DataError, match="model-00002-of-00002.safetensors"):
+        encoder_fingerprint(tmp_path)
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"second")
+    first = encoder_fingerprint(tmp_path)
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"second, retrained")
+    assert encoder_fingerprint(tmp_path) != first
 
 
 def test_encoder_fingerprint_missing_file_names_path(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(DataError, match="model.safetensors") as error:
         encoder_fingerprint(tmp_path)
     assert str(tmp_path / "model.safetensors") in str(error.value)

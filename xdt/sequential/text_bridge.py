@@ -1,6 +1,6 @@
 """Text bridge: items represented by their titles through a sentence encoder and a learned adaptor.
 
-Item text → frozen sentence embedding (a Hugging Face BERT folder via `xdt.text.bert`, or the
+Item text → frozen sentence embedding (a Hugging Face encoder folder via `xdt.text.sentence_encoder`, or the
 weight-free `HashedTextEncoder`), cached on disk by encoder and texts → `TextAdaptor` (UniSRec's
 parametric whitening + mixture of experts, Hou et al. KDD 2022) → the item side of a
 `SequenceTransformer`. Nothing here depends on item or user ids, so a model transfers between
@@ -105,7 +105,7 @@ def encode_texts(
     Empty texts (padding, missing titles) get zero rows whichever encoder runs.
     """
     if encoder_dir is not None:
-        from xdt.text.bert import load_sentence_encoder
+        from xdt.text.sentence_encoder import load_sentence_encoder
 
         encoder_id = f"bert:{encoder_fingerprint(Path(encoder_dir))}:max_tokens={max_tokens}"
         loaded: list[Any] = []

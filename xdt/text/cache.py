@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdt.errors import DataError
-
-FINGERPRINT_FILES = ("config.json", "model.safetensors")
+from xdt.text.folder import fingerprint_files
 
 
 def cached_text_embeddings(
@@ -25,7 +23,7 @@ def cached_text_embeddings(
     """Return `encode(texts)`, read from `cache_dir` when the same encoder saw the same texts.
 
     `encoder_id` must change whenever the embeddings would (weights, pooling, `max_length`, ...);
-    `encoder_fingerprint` covers a Hugging Face folder's config and weights.
+    `encoder_fingerprint` covers a Hugging Face folder's config, weights, tokenizer and pooling.
     """
     cache_dir = Path(cache_dir)
     cache_path = cache_dir / f"{text_embeddings_key(texts, encoder_id)}.npy"
@@ -61,14 +59,17 @@ def text_embeddings_key(texts: Sequence[str], encoder_id: str) -> str:
 
 
 def encoder_fingerprint(model_dir: Path) -> str:
-    """sha256 hex of a Hugging Face folder's `config.json` and `model.safetensors` bytes."""
+    """sha256 hex of every file of a Hugging Face folder that its embeddings depend on.
+
+    That is config.json, the weights (one file or index and shards), the tokenizer files and the
+    sentence-transformers pooling configs, each prefixed with its name relative to the folder.
+    """
     digest = hashlib.sha256()
-    for file_name in FINGERPRINT_FILES:
-        path = Path(model_dir) / file_name
-        if not path.is_file():
-            raise DataError(
-                f"Missing {path}; an encoder fingerprint reads {' and '.join(FINGERPRINT_FILES)}."
-            )
+    for path in fingerprint_files(Path(model_dir)):
+        name = path.relative_to(model_dir).as_posix().encode("utf-8")
+        digest.update(len(name).to_bytes(8, "little"))
+        digest.update(name)
+        digest.update(path.stat().st_size.to_bytes(8, "little"))
         with path.open("rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
