@@ -107,6 +107,16 @@ def test_pooling_defaults_overrides_and_conflicts(bert_folder):
     assert str(pooling_path) in str(error.value)
 
 
+def test_unapplied_sentence_transformers_module_is_refused(bert_folder):
+    write_sentence_transformers_config(bert_folder, "pooling_mode_mean_tokens", normalize=True)
+    modules = json.loads((bert_folder / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (bert_folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(DataError, match=r"modules \['Dense'\]; xdt applies only") as error:
+        folder_pooling(read_encoder_folder(bert_folder))
+    assert str(bert_folder / "modules.json") in str(error.value)
+
+
 def test_pool_tokens_matches_hand_computation():
     rng = np.random.default_rng(0)
     states = rng.standard_normal((3, 5, 4)).astype(np.float32)

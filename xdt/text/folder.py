@@ -44,7 +44,7 @@ FAMILIES = {
     "albert": Family(ENCODER, (("spiece.model",),)),
     "gemma": Family(DECODER, (("tokenizer.model",),)),
     "gemma2": Family(DECODER, (("tokenizer.model",),)),
-    "gemma3_text": Family(DECODER, (("tokenizer.model",),)),
+    "gemma3_text": Family(DECODER, (("tokenizer.model",), ("tokenizer.json",))),
     "llama": Family(DECODER, (("tokenizer.json",),)),
     "mistral": Family(DECODER, (("tokenizer.model",), ("tekken.json",))),
     "qwen2": Family(DECODER, (("tokenizer.json",),)),

@@ -24,6 +24,9 @@ POOLING_CONFIG_KEYS = {
     "last": "pooling_mode_lasttoken",
 }
 POOLING_MODES = tuple(POOLING_CONFIG_KEYS)
+# sentence-transformers modules this pipeline reproduces; a folder with others (Dense projections,
+# as in EmbeddingGemma) is refused rather than encoded differently from the model card.
+APPLIED_MODULES = {"Transformer", "Pooling", "Normalize"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,12 @@ def folder_pooling(folder: EncoderFolder, *, mode: str | None = None, normalize:
     if modules is not None and not isinstance(modules, list):
         raise DataError(f"{modules_path}: expected a list of modules. Received: {type(modules).__name__}")
     module_paths = {str(module.get("type", "")).rsplit(".", 1)[-1]: module.get("path", "") for module in modules or []}
+    unapplied = sorted(set(module_paths) - APPLIED_MODULES)
+    if unapplied:
+        raise DataError(
+            f"{modules_path} lists sentence-transformers modules {unapplied}; xdt applies only "
+            f"{sorted(APPLIED_MODULES)}, so its embeddings would not be the model's."
+        )
     pooling_path = folder.path / module_paths.get("Pooling", "1_Pooling") / "config.json"
     if mode is None:
         mode = read_pooling_mode(pooling_path) if pooling_path.is_file() else "mean"
