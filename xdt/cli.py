@@ -153,23 +153,19 @@ def evaluate(run: RunArgument) -> None:
     try:
         from xdt.evaluate import evaluate_run
         from xdt.report import write_report
-        from xdt.tables import results_table, sampled_table
+        from xdt.session import load_run_config
+        from xdt.tasks import get_task
 
         directory = open_run(run)
         results = evaluate_run(directory, reporter=reporter())
         report = write_report(directory)
+        tables = get_task(load_run_config(directory).task).results_tables(results)
     except XdtError as error:
         fail(error)
     except OSError as error:
         fail(vanished_run_error(error))
-    if results.get("task") == "rating":
-        from xdt.rating.experiment import rating_table
-
-        stdout.print(rating_table(results, title_suffix=f"seed {results['seed']}"))
-    else:
-        stdout.print(results_table({results["method"]: results}, ks=results["ks"]))
-    if "sampled" in results:
-        stdout.print(sampled_table({results["method"]: results}, ks=results["ks"]))
+    for table in tables:
+        stdout.print(table)
     stdout.print(f"results: {directory.path / 'results.json'}")
     stdout.print(f"report: {report}")
 
@@ -256,31 +252,17 @@ def run_all(config: ConfigArgument, set_: SetOption = None) -> None:
     """Run the whole pipeline (per seed of `seeds`): prepare → pretrain-source → transfer → evaluate → report → example recommendations."""
     try:
         loaded = load(config, set_)
-        from xdt.experiment import aggregate_over_seeds, run_experiment
+        from xdt.experiment import run_experiment
         from xdt.recommend import recommend as recommend_users
-        from xdt.tables import headline_k, recommendations_table, results_table, sampled_table, seeds_table
+        from xdt.tables import recommendations_table
+        from xdt.tasks import get_task
 
+        task = get_task(loaded.config.task)
         outcomes = run_experiment(loaded.config, config_text=loaded.text, reporter=reporter())
-        if loaded.config.task == "rating":
-            from xdt.rating.experiment import rating_seeds_table, rating_table
-
-            for outcome in outcomes:
-                stdout.print(rating_table(outcome.results, title_suffix=f"seed {outcome.seed}"))
-                stdout.print(f"seed {outcome.seed} rating run: {outcome.run.path}\nreport: {outcome.report}")
-            if len(outcomes) > 1:
-                stdout.print(rating_seeds_table(outcomes))
+        for table in task.outcome_tables(outcomes, loaded.config):
+            stdout.print(table)
+        if not task.example_recommendations:
             return
-        ks = loaded.config.evaluate.ks
-        for outcome in outcomes:
-            dataset = next(iter(outcome.results.values()))["dataset"]
-            stdout.print(results_table(outcome.results, ks=ks, title_suffix=f"{dataset}, seed {outcome.seed}"))
-            if any("sampled" in results for results in outcome.results.values()):
-                stdout.print(sampled_table(outcome.results, ks=ks, title_suffix=f"{dataset}, seed {outcome.seed}"))
-        if len(outcomes) > 1:
-            k = headline_k(ks)
-            metrics = [f"ndcg@{k}", f"recall@{k}", f"hr@{k}", "mrr"]
-            runs = [next(iter(outcome.results.values()))["dataset"] for outcome in outcomes]
-            stdout.print(seeds_table(aggregate_over_seeds(outcomes, metrics), metrics, runs=runs))
         last = outcomes[-1]
         examples = example_users(last, loaded.config.recommend.examples)
         shown = next(reversed(last.transfer_runs.values()))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from xdt.errors import ConfigError
-from xdt.models.registry import FUSION_BASE_NAMES, METHOD_NAMES, SOURCE_MODEL_NAMES
+from xdt.models.registry import METHOD_NAMES, SOURCE_MODEL_NAMES
 from xdt.typed_yaml import apply_override, at_least, between, build_dataclass, check_name, check_path_component, load_yaml
 
 # Config values that become one folder name: runs/<experiment>/ and data/<dataset.name>/.
@@ -396,14 +396,9 @@ def check_consistency(config: ExperimentConfig, *, source: str) -> None:
     check_name(config.pretrain.model, SOURCE_MODEL_NAMES, key="pretrain.model", source=source)
     if not config.transfer.methods:
         raise ConfigError(f"{source}: transfer.methods: expected at least one method. Received: []")
-    if config.task == "rating":
-        check_rating_task(config, source=source)
-    elif config.task == "sequential":
-        check_sequence_task(config, source=source)
-    else:
-        for index, method in enumerate(config.transfer.methods):
-            check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
-        check_name(config.transfer.fusion_base, FUSION_BASE_NAMES, key="transfer.fusion_base", source=source)
+    from xdt.tasks import get_task  # the task plug-ins import this module
+
+    get_task(config.task).check_config(config, source)
     if not config.evaluate.ks or min(config.evaluate.ks) < 1:
         raise ConfigError(f"{source}: evaluate.ks: expected a list of k >= 1. Received: {config.evaluate.ks}")
     metric, _, k_text = config.evaluate.validation_metric.partition("@")

@@ -227,32 +227,30 @@ def collaborative_item_vectors(interactions: sparse.csr_matrix, *, seed: int) ->
 
 
 def evaluate_run(run: RunDirectory, *, reporter: Reporter | None = None) -> dict[str, Any]:
-    """`xdt evaluate RUN`: full-ranking metrics on the target test (and valid) split, by cohort.
+    """`xdt evaluate RUN`: re-evaluate a run with its task's evaluation (xdt.tasks); writes results.json."""
+    from xdt.progress import SilentReporter
+    from xdt.session import load_run_config
+    from xdt.tasks import get_task
+
+    config = load_run_config(run)
+    check_model_run(run, config.task, "evaluate")
+    return get_task(config.task).evaluate_run(run, config, reporter=reporter or SilentReporter())
+
+
+def evaluate_ranking_run(run: RunDirectory, config: Any, *, reporter: Reporter) -> dict[str, Any]:
+    """task: ranking's evaluation: full-ranking metrics on the target test (and valid) split, by cohort.
 
     Writes results.json (deterministic for a fixed seed: no timings, no paths) and
     per_user.parquet (one row per test user, for paired comparisons). Dual-target models (with
     `score_all_source`) also get results["source"] = {"valid", "test"} for the source splits that
     have rows, and per_user_source.parquet. With evaluate.sampled_negatives > 0, results["sampled"]
     holds the labelled sampled-ranking metrics of the same test users (xdt.sampled_ranking).
-    Runs of task: rating and task: sequential are re-evaluated by their own task's function.
     """
     from xdt.beyond_accuracy import beyond_accuracy_metrics
-    from xdt.progress import SilentReporter
     from xdt.sampled_ranking import sampled_section
-    from xdt.session import check_same_data, load_model, load_run_config, open_dataset
+    from xdt.session import check_same_data, load_model, open_dataset
 
-    reporter = reporter or SilentReporter()
     info = run.info()
-    config = load_run_config(run)
-    check_model_run(run, config.task, "evaluate")
-    if config.task == "rating":
-        from xdt.rating.experiment import evaluate_rating_run
-
-        return evaluate_rating_run(run, config, reporter=reporter)
-    if config.task == "sequential":
-        from xdt.sequential.experiment import evaluate_sequential_run
-
-        return evaluate_sequential_run(run, config, reporter=reporter)
     dataset = open_dataset(config)
     check_same_data(run, dataset)
     model = load_model(run)

@@ -11,7 +11,7 @@ from xdt.data.prepare import is_up_to_date, prepare_dataset
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import RunDirectory
 from xdt.significance import summarise_over_seeds
-from xdt.tracking import require_mlflow, track_run
+from xdt.tasks import get_task
 
 if TYPE_CHECKING:
     from xdt.rating.experiment import RatingOutcome
@@ -54,47 +54,17 @@ def run_experiment(
 
 
 def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter) -> ExperimentOutcome | RatingOutcome:
-    """All stages for one seed (task: rating trains and scores every rating method into one run)."""
-    if config.task == "rating":
-        from xdt.rating.experiment import run_rating_experiment
+    """All stages for one seed, by the config's task (xdt.tasks)."""
+    return get_task(config.task).run_seed(config, config_text=config_text, reporter=reporter)
 
-        return run_rating_experiment(config, config_text=config_text, reporter=reporter)
-    if config.task == "sequential":
-        from xdt.sequential.experiment import run_sequential_experiment
 
-        return run_sequential_experiment(config, config_text=config_text, reporter=reporter)
-    if config.tracking.mlflow:
-        require_mlflow()  # a missing extra fails before training, not after it
+def prepare_if_needed(config: ExperimentConfig, reporter: Reporter) -> None:
+    """Prepare the dataset unless `data/<name>/` is up to date with the config."""
     if is_up_to_date(config):
         reporter.status(f"dataset {config.dataset.name}: up to date")
-    else:
-        manifest = prepare_dataset(config, progress=lambda stage: reporter.status(f"prepare {config.dataset.name}: {stage}"))
-        reporter.status(f"dataset {manifest['name']}: {manifest['users']:,} users prepared")
-    from xdt.evaluate import evaluate_run
-    from xdt.pretrain import pretrain_source
-    from xdt.report import write_experiment_report, write_report
-    from xdt.transfer import transfer_method
-
-    if config.evaluate.sampled_negatives:
-        from xdt.sampled_ranking import check_sampled_evaluation
-        from xdt.session import open_dataset
-
-        check_sampled_evaluation(open_dataset(config), config.evaluate.sampled_negatives)
-    from xdt.models.registry import get_method
-
-    needs_source_model = any(get_method(method).needs_source_model for method in config.transfer.methods)
-    pretrain_run = pretrain_source(config, config_text=config_text, reporter=reporter, train_model=needs_source_model)
-    track_run(pretrain_run, config.tracking)
-    transfer_runs: dict[str, RunDirectory] = {}
-    results: dict[str, dict[str, Any]] = {}
-    for method in config.transfer.methods:
-        run = transfer_method(config, method, parent=pretrain_run, config_text=config_text, reporter=reporter)
-        transfer_runs[method] = run
-        results[method] = evaluate_run(run, reporter=reporter)
-        write_report(run)
-        track_run(run, config.tracking)
-    report = write_experiment_report(transfer_runs, pretrain_run.path / "experiment")
-    return ExperimentOutcome(config.seed, pretrain_run, transfer_runs, results, report)
+        return
+    manifest = prepare_dataset(config, progress=lambda stage: reporter.status(f"prepare {config.dataset.name}: {stage}"))
+    reporter.status(f"dataset {manifest['name']}: {manifest['users']:,} users prepared")
 
 
 def aggregate_over_seeds(outcomes: list[ExperimentOutcome], metrics: list[str]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:

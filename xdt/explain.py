@@ -115,10 +115,11 @@ class OpenedRun:
 def open_explained_run(run: RunDirectory) -> OpenedRun:
     """Load what explanations need, refusing runs that hold no trained ranking model."""
     from xdt.session import load_model, load_run_config, open_dataset
+    from xdt.tasks import explainable_task_names, get_task
 
     config = load_run_config(run)
-    if config.task != "ranking":
-        raise XdtError(f"explain expects a run of a task: ranking experiment; {run.path} is a task: {config.task} run")
+    if not get_task(config.task).explainable:
+        raise XdtError(f"explain expects a run of a task: {' or '.join(explainable_task_names())} experiment; {run.path} is a task: {config.task} run")
     check_model_run(run, config.task, "explain")
     dataset = open_dataset(config)
     model = load_model(run)

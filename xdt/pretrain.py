@@ -18,6 +18,16 @@ from xdt.train import fit_pairwise, seed_everything, select_strategy
 SKIPPED = "skipped"
 
 
+def require_staged_task(config: ExperimentConfig) -> None:
+    """pretrain-source and transfer run one stage of a staged task (xdt.tasks); the others train in `xdt run`."""
+    from xdt.tasks import get_task, staged_task_names
+
+    if not get_task(config.task).staged:
+        raise XdtError(
+            f"task: {config.task} runs all its stages in `xdt run`; pretrain-source and transfer are for task: {', '.join(staged_task_names())}"
+        )
+
+
 def pretrain_source(
     config: ExperimentConfig,
     *,
@@ -35,8 +45,7 @@ def pretrain_source(
     model) writes the same run directory, which the transfer runs name as their parent, without
     training: run.json says `source_model: skipped`, and a method that needs the model refuses it.
     """
-    if config.task == "rating":
-        raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
+    require_staged_task(config)
     dataset = open_dataset(config)
     strategy = select_strategy(config.runtime.strategy)
     if resume is not None:

@@ -80,22 +80,14 @@ def with_explanations(run: RunDirectory, frame: pd.DataFrame, *, top: int = 3) -
 
 
 def target_scorer(run: RunDirectory, config: ExperimentConfig, dataset: PreparedDataset) -> Callable[[Any], Any]:
-    """Scores `(batch, n_target_items)` for user indices `(batch,)`, by the run's task.
+    """Scores `(batch, n_target_items)` for user indices `(batch,)`, by the run's task (xdt.tasks).
 
     ranking: the model's `score_all`; rating: the predicted rating (xdt.rating.recommendation);
     sequential: the next-item score after the user's history (xdt.sequential.recommendation).
     """
-    if config.task == "rating":
-        from xdt.rating.recommendation import rating_scorer
+    from xdt.tasks import get_task
 
-        return rating_scorer(run, config, dataset)
-    if config.task == "sequential":
-        from xdt.sequential.recommendation import next_item_scorer
-
-        return next_item_scorer(run, config, dataset)
-    from xdt.session import load_model
-
-    return load_model(run).score_all
+    return get_task(config.task).scorer(run, config, dataset)
 
 
 def requested_users(ids: Sequence[str], users_file: Path | None) -> list[str]:

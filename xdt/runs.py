@@ -30,8 +30,6 @@ RUN_ID_PATTERN = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 # The run kind that holds a task's trained target-domain model(s): one transfer run per method for
 # ranking and sequential experiments, the single run `xdt run` writes for task: rating.
-MODEL_RUN_KINDS = {"ranking": "transfer", "rating": "rating", "sequential": "transfer"}
-
 TRACKED_PACKAGES = ("xdt", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "scipy", "typer")
 
 
@@ -259,7 +257,9 @@ def open_run(path: Path | str) -> RunDirectory:
 
 def check_model_run(run: RunDirectory, task: str, command: str) -> None:
     """Refuse a run that holds no trained target model of its task (a pretrain run, say) for `command`."""
-    expected = MODEL_RUN_KINDS[task]
+    from xdt.tasks import get_task
+
+    expected = get_task(task).model_run_kind
     kind = run.info().get("kind")
     if kind != expected:
         raise XdtError(

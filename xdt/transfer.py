@@ -15,7 +15,7 @@ from xdt.evaluate import evaluate_model
 from xdt.methods.context import MethodContext
 from xdt.models.popularity import Popularity
 from xdt.models.registry import get_method
-from xdt.pretrain import SKIPPED
+from xdt.pretrain import SKIPPED, require_staged_task
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
@@ -46,8 +46,7 @@ def transfer_method(
     resume: RunDirectory | None = None,
 ) -> RunDirectory:
     """Train one method into its own run directory (or continue `resume`)."""
-    if config.task == "rating":
-        raise XdtError("task: rating runs all its stages in `xdt run`; pretrain-source and transfer are for task: ranking")
+    require_staged_task(config)
     entry = get_method(method)
     check_parent(parent, method, needs_source_model=entry.needs_source_model)
     dataset = open_dataset(config)
