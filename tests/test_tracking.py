@@ -21,7 +21,7 @@ TINY_TRACKED = [
     "pretrain.epochs=2",
     "transfer.epochs=3",
     "transfer.patience=3",
-    "transfer.methods=[popularity, target_mf]",
+    "transfer.methods=[popularity, target_mf, finetune]",  # finetune loads the source model, so pretraining runs and is tracked
     "evaluate.ks=[5, 10]",
     "tracking.mlflow=true",
 ]
@@ -66,7 +66,7 @@ def test_run_logs_params_history_results_and_report(tracked: tuple[Path, object]
 
     params = logged.data.params
     assert params["transfer.epochs"] == "3"
-    assert params["transfer.methods"] == '["popularity", "target_mf"]'
+    assert params["transfer.methods"] == '["popularity", "target_mf", "finetune"]'
     assert params["tracking.mlflow"] == "true"
     assert params["dataset.synthetic.users"] == str(TINY_CONFIG["dataset"]["synthetic"]["users"])
     assert params == run_params(run)
