@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,text]'
+	# keras-hub without its tensorflow-text requirement (which would install full tensorflow beside tensorflow-cpu):
+	# the text-encoder tests load tiny Hugging Face folders through it.
+	$(BIN)/python -m pip install --quiet --no-deps 'keras-hub>=0.32,<0.33'
+	$(BIN)/python -m pip install --quiet regex sentencepiece tokenizers absl-py kagglehub
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (if missing) and install xdt with test extras
