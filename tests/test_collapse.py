@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import TINY_CONFIG, write_config
-from xdt.collapse import PairedValidation, collapse_warnings, memorised_training_rows, within_noise_of_popularity
+from xdt.collapse import Knobs, PairedValidation, collapse_warnings, memorised_training_rows, within_noise_of_popularity
 from xdt.config import load_config
 from xdt.experiment import run_experiment
 
@@ -26,7 +26,9 @@ def test_a_model_within_noise_of_popularity_gets_a_warning_naming_the_knobs() ->
     popularity = np.array([0.10, 0.30, 0.20, 0.20])  # gaps +0.2, -0.2, 0, +0.05: mean 0.0125, far inside 2 s.e.
     warning = within_noise_of_popularity("emcdr", PairedValidation("ndcg@10", model, popularity))
     assert warning.startswith("emcdr may have collapsed: validation ndcg@10 0.2125 is within noise of popularity's 0.2000 on the same 4 users")
-    assert "transfer.l2" in warning and "transfer.epochs" in warning
+    assert "transfer.l2 (now 0; the shipped CDRIB configs use 0.01)" in warning and "transfer.epochs (now 20)" in warning
+    tuned = within_noise_of_popularity("emcdr", PairedValidation("ndcg@10", model, popularity), Knobs(l2=0.01, epochs=15))
+    assert "a larger transfer.l2 (now 0.01)" in tuned and "transfer.epochs (now 15)" in tuned
 
 
 def epochs(losses: list[float], scores: list[float] | None = None) -> list[dict]:

@@ -20,12 +20,25 @@ import numpy as np
 
 NOISE_SE = 2.0
 LOSS_FLOORS = {"bpr": 0.05, "softmax": 0.05, "bce": 0.1}
-KNOBS = (
-    "transfer.l2 (e.g. 0.01; the shipped CDRIB configs use 0.01)",
-    "fewer transfer.epochs or a lower transfer.optimizer.learning_rate",
-    "a smaller transfer.embedding_dim",
-)
 NO_VALIDATION_KNOB = "a validation split to stop on (dataset.given_valid: leave_one_out for data without one)"
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The training settings a collapse warning suggests changing, with their current values."""
+
+    l2: float = 0.0
+    epochs: int = 20
+    learning_rate: float = 0.005
+    embedding_dim: int = 32
+
+    def advice(self) -> str:
+        """The settings to try, each with the value the run used."""
+        l2 = f"a larger transfer.l2 (now {self.l2:g})" if self.l2 else "transfer.l2 (now 0; the shipped CDRIB configs use 0.01)"
+        return (
+            f"Try {l2}; fewer transfer.epochs (now {self.epochs}) or a lower transfer.optimizer.learning_rate "
+            f"(now {self.learning_rate:g}); a smaller transfer.embedding_dim (now {self.embedding_dim})"
+        )
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ class PairedValidation:
         return float(gaps.mean()), error
 
 
-def within_noise_of_popularity(method: str, paired: PairedValidation) -> str | None:
+def within_noise_of_popularity(method: str, paired: PairedValidation, knobs: Knobs = Knobs()) -> str | None:
     """A warning when the model's validation metric does not beat popularity's by NOISE_SE standard errors."""
     if len(paired.model) == 0:
         return None
@@ -52,12 +65,12 @@ def within_noise_of_popularity(method: str, paired: PairedValidation) -> str | N
         return None
     return (
         f"{method} may have collapsed: validation {paired.metric} {float(np.mean(paired.model)):.4f} is within noise of popularity's "
-        f"{float(np.mean(paired.popularity)):.4f} on the same {len(paired.model):,} users (difference {mean:+.4f} ± {error:.4f} s.e.). "
-        f"Try {'; '.join(KNOBS)}."
+        f"{float(np.mean(paired.popularity)):.4f} on the same {len(paired.model):,} users (difference {mean:+.4f} ± {error:.4f} s.e.; "
+        f"more validation users would narrow it). {knobs.advice()}."
     )
 
 
-def memorised_training_rows(method: str, history: Sequence[dict[str, Any]], loss: str) -> str | None:
+def memorised_training_rows(method: str, history: Sequence[dict[str, Any]], loss: str, knobs: Knobs = Knobs()) -> str | None:
     """A warning when the last epoch's loss is under the objective's floor and validation fell or was absent."""
     epochs = [record for record in history if "epoch" in record and "loss" in record]
     if not epochs:
@@ -71,20 +84,22 @@ def memorised_training_rows(method: str, history: Sequence[dict[str, Any]], loss
     if not scores:
         return (
             f"{method} may have collapsed: the {stage} training loss fell to {last['loss']:.4f} ({loss} floor {floor}) "
-            f"with no validation split to stop on. Try {'; '.join((*KNOBS, NO_VALIDATION_KNOB))}."
+            f"with no validation split to stop on. {knobs.advice()}; {NO_VALIDATION_KNOB}."
         )
     best = max(scores)
     if scores[-1] >= best:
         return None
     return (
         f"{method} may have collapsed: the {stage} training loss fell to {last['loss']:.4f} ({loss} floor {floor}) while validation "
-        f"fell from {best:.4f} to {scores[-1]:.4f}. Try {'; '.join(KNOBS)}."
+        f"fell from {best:.4f} to {scores[-1]:.4f}. {knobs.advice()}."
     )
 
 
-def collapse_warnings(method: str, *, history: Sequence[dict[str, Any]], loss: str, paired: PairedValidation | None) -> list[str]:
+def collapse_warnings(
+    method: str, *, history: Sequence[dict[str, Any]], loss: str, paired: PairedValidation | None, knobs: Knobs = Knobs()
+) -> list[str]:
     """Every collapse warning for one trained method (empty when it looks healthy)."""
-    found = [memorised_training_rows(method, history, loss)]
+    found = [memorised_training_rows(method, history, loss, knobs)]
     if paired is not None:
-        found.append(within_noise_of_popularity(method, paired))
+        found.append(within_noise_of_popularity(method, paired, knobs))
     return [warning for warning in found if warning is not None]

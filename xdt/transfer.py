@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from xdt.collapse import PairedValidation, collapse_warnings
+from xdt.collapse import Knobs, PairedValidation, collapse_warnings
 from xdt.config import ExperimentConfig
 from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
@@ -102,7 +102,9 @@ def collapse_check(context: MethodContext, method: str, model: Any, *, uses_sour
             for scorer in (model.score_all, popularity.score_all)
         ]
         paired = PairedValidation(metric, *scored)
-    return collapse_warnings(method, history=history, loss=context.config.transfer.loss, paired=paired)
+    settings = context.config.transfer
+    knobs = Knobs(l2=settings.l2, epochs=settings.epochs, learning_rate=settings.optimizer.learning_rate, embedding_dim=settings.embedding_dim)
+    return collapse_warnings(method, history=history, loss=settings.loss, paired=paired, knobs=knobs)
 
 
 def transfer_all(
