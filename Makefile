@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	# keras-hub without its tensorflow-text requirement (which would install full tensorflow beside tensorflow-cpu):
 	# the text-encoder tests load tiny Hugging Face folders through it.
 	$(BIN)/python -m pip install --quiet --no-deps 'keras-hub>=0.32,<0.33'
-	$(BIN)/python -m pip install --quiet regex sentencepiece tokenizers absl-py kagglehub
+	$(BIN)/python -m pip install --quiet regex sentencepiece tokenizers absl-py kagglehub 'kagglesdk==0.1.28'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (if missing) and install xdt with test extras
