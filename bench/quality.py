@@ -409,10 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     all_results["total_seconds"] = time.perf_counter() - started
     output = Path(arguments.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.with_suffix(".json").write_text(json.dumps(all_results, indent=2, sort_keys=True))
-    output.with_suffix(".md").write_text(markdown(all_results))
+    # Suffixes appended, not substituted: `--output sweep-l2-0.01` must not become sweep-l2-0.json.
+    written = output.parent / f"{output.name}.md"
+    (output.parent / f"{output.name}.json").write_text(json.dumps(all_results, indent=2, sort_keys=True))
+    written.write_text(markdown(all_results))
     print(markdown(all_results))
-    print(f"wrote {output.with_suffix('.md')} and .json ({all_results['total_seconds']:.0f}s)")
+    print(f"wrote {written} and .json ({all_results['total_seconds']:.0f}s)")
     return 0
 
 
