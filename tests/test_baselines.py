@@ -182,7 +182,7 @@ def test_registry_separates_loading_the_source_model_from_using_source_rows() ->
 
     target_only = {name for name, entry in METHODS.items() if not entry.uses_source}
     loads_model = {name for name, entry in METHODS.items() if entry.needs_source_model}
-    assert target_only == {"popularity", "itemknn", "target_mf", "two_tower"}
+    assert target_only == {"popularity", "itemknn", "target_mf", "two_tower", "lightgcn"}
     assert loads_model == {"finetune", "emcdr", "ptupcdr", "dann", "joint", "fusion"}
     assert not loads_model & target_only
 
