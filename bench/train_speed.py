@@ -98,7 +98,7 @@ class TorchMF:
             loss = self.loss(users_t[start:end], positives_t[start:end], negatives_t[start:end])
             loss.backward()
             self.optimizer.step()
-        return float(loss)
+        return float(loss.item())
 
 
 def main() -> None:
