@@ -40,7 +40,7 @@ def epochs(losses: list[float], scores: list[float] | None = None) -> list[dict]
 
 def test_a_loss_under_the_floor_while_validation_falls_is_memorisation() -> None:
     warning = memorised_training_rows("target_mf", epochs([0.4, 0.1, 0.02], [0.03, 0.05, 0.04]), "bpr")
-    assert warning.startswith("target_mf may have collapsed: the target training loss fell to 0.0200 (bpr floor 0.05) while validation fell from 0.0500 to 0.0400")
+    assert warning.startswith("target_mf may have collapsed: the target training loss fell to 0.0200 (bpr floor 0.05) while validation fell from 0.05000 to 0.04000")
 
 
 def test_a_loss_under_the_floor_with_validation_still_rising_is_fine() -> None:

@@ -54,3 +54,12 @@ def test_the_cdrib_configs_carry_the_settings_that_keep_target_mf_from_collapsin
         config = load_config(CONFIGS / f"{name}.yaml").config
         assert config.transfer.l2 == 0.01 and config.pretrain.l2 == 0.01 and config.transfer.embedding_dim == 64
         assert config.transfer.private_dropout == 0.5 and config.evaluate.test_excludes == ["train"]
+
+
+def test_l2_is_on_by_default_and_the_disencdr_configs_use_the_swept_value() -> None:
+    from xdt.config import PretrainConfig, TransferConfig
+
+    assert PretrainConfig().l2 == TransferConfig().l2 == 0.01
+    for name in ("disencdr-sport-phone", "disencdr-phone-sport"):
+        config = load_config(CONFIGS / f"{name}.yaml").config
+        assert config.transfer.l2 == config.pretrain.l2 == 0.01

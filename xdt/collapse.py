@@ -91,7 +91,7 @@ def memorised_training_rows(method: str, history: Sequence[dict[str, Any]], loss
         return None
     return (
         f"{method} may have collapsed: the {stage} training loss fell to {last['loss']:.4f} ({loss} floor {floor}) while validation "
-        f"fell from {best:.4f} to {scores[-1]:.4f}. {knobs.advice()}."
+        f"fell from {best:.5f} to {scores[-1]:.5f}. {knobs.advice()}."
     )
 
 
