@@ -187,3 +187,16 @@ def test_missing_weight_names_folder(tmp_path):
     with pytest.raises(DataError, match="keras-hub could not load the bert folder") as error:
         load_sentence_encoder(folder)
     assert str(folder) in str(error.value)
+
+
+def test_config_pooling_and_normalisation_reach_the_encoder_and_the_cache_key(tmp_path):
+    from xdt.sequential.text_bridge import encode_texts
+
+    weights = tiny_bert_weights(seed=2)
+    folder = write_tiny_bert(tmp_path / "model", weights)
+    default = encode_texts(SENTENCES, cache_dir=tmp_path / "cache", encoder_dir=folder)
+    cls = encode_texts(SENTENCES, cache_dir=tmp_path / "cache", encoder_dir=folder, pooling="cls", normalize=False)
+    assert default.encoder_id.endswith(":max_tokens=64") and cls.encoder_id.endswith(":max_tokens=64:pooling=cls:normalize=False")
+    expected = np.stack([reference_token_states(weights, reference_token_ids(text))[0] for text in SENTENCES])
+    np.testing.assert_allclose(cls.embeddings, expected, atol=GELU_TOLERANCE)
+    np.testing.assert_allclose(np.linalg.norm(default.embeddings, axis=1), 1.0, rtol=1e-5)  # the default normalises

@@ -281,6 +281,10 @@ class SequenceConfig:
     freeze_epochs: int = field(default=1, metadata=at_least(0))
     patience: int = field(default=3, metadata=at_least(1))
     text_encoder_dir: str | None = None
+    # The text encoder's pooling and L2 normalisation; null: the folder's sentence-transformers config
+    # (1_Pooling/config.json, modules.json), else mean pooling, normalised (xdt.text.pooling).
+    text_pooling: Literal["mean", "cls", "max", "mean_sqrt_len", "last"] | None = None
+    text_normalize: bool | None = None
     # text_bridge items: adaptor(text) only (any item with a title can be scored, brand-new ones
     # included), or plus a zero-initialised id embedding learned for the items seen in training.
     text_with_ids: bool = False

@@ -191,7 +191,10 @@ def item_text_embeddings(config: ExperimentConfig, dataset: PreparedDataset, voc
     encoder_dir = Path(config.sequence.text_encoder_dir) if config.sequence.text_encoder_dir else None
     if encoder_dir is not None and not (encoder_dir / "config.json").is_file():
         raise DataError(f"sequence.text_encoder_dir: {encoder_dir} is not a Hugging Face model folder (no config.json)")
-    return encode_texts(texts, cache_dir=dataset.path / "text_cache", encoder_dir=encoder_dir).embeddings
+    settings = config.sequence
+    return encode_texts(
+        texts, cache_dir=dataset.path / "text_cache", encoder_dir=encoder_dir, pooling=settings.text_pooling, normalize=settings.text_normalize
+    ).embeddings
 
 
 def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddings: np.ndarray | None) -> SequenceTransformer:

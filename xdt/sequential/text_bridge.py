@@ -99,20 +99,25 @@ def encode_texts(
     hashed_dim: int = 256,
     max_tokens: int = 64,
     batch_size: int = 128,
+    pooling: str | None = None,
+    normalize: bool | None = None,
 ) -> TextEmbeddings:
     """Sentence embeddings of `texts`, cached; a pretrained folder when given, else hashed n-grams.
 
-    Empty texts (padding, missing titles) get zero rows whichever encoder runs.
+    Empty texts (padding, missing titles) get zero rows whichever encoder runs. `pooling` and
+    `normalize` override the folder's sentence-transformers config (None: the folder's) and are
+    part of the cache key when set.
     """
     if encoder_dir is not None:
         from xdt.text.sentence_encoder import load_sentence_encoder
 
-        encoder_id = f"bert:{encoder_fingerprint(Path(encoder_dir))}:max_tokens={max_tokens}"
+        overrides = "".join(f":{name}={value}" for name, value in (("pooling", pooling), ("normalize", normalize)) if value is not None)
+        encoder_id = f"bert:{encoder_fingerprint(Path(encoder_dir))}:max_tokens={max_tokens}{overrides}"
         loaded: list[Any] = []
 
         def encode(batch: Sequence[str]) -> np.ndarray:
             if not loaded:
-                loaded.append(load_sentence_encoder(Path(encoder_dir)))
+                loaded.append(load_sentence_encoder(Path(encoder_dir), pooling=pooling, normalize=normalize))
             return loaded[0].encode(batch, batch_size=batch_size, max_length=max_tokens)
 
     else:
