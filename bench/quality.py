@@ -98,14 +98,6 @@ def build_config(
     return load_config(spec["config"], [*bench, *overrides]).config
 
 
-def dataset_folders(spec: dict[str, Any]) -> list[str]:
-    """The source and target input folders of a dataset's config (relative to the repository root)."""
-    from xdt.config import load_config
-
-    dataset = load_config(spec["config"]).config.dataset
-    return [domain.path for domain in (dataset.source, dataset.target) if domain is not None]
-
-
 def epoch_seconds(run_path: Path) -> float | None:
     """Mean seconds of the training epochs recorded in a run's metrics.jsonl."""
     file = run_path / "metrics.jsonl"
@@ -389,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     for name, spec in specs.items():
-        missing = [folder for folder in dataset_folders(spec) if not Path(folder).is_dir()]
+        dataset = configured[name].dataset
+        missing = [domain.path for domain in (dataset.source, dataset.target) if domain is not None and not Path(domain.path).is_dir()]
         if missing:
             print(f"skip {name}: data not found at {', '.join(missing)}", flush=True)
             all_results["datasets"][name] = {"skipped": f"missing {', '.join(missing)}"}

@@ -8,7 +8,7 @@ from xdt.config import ExperimentConfig
 from xdt.data.dataset import PreparedDataset
 from xdt.data.protocols import SOURCE
 from xdt.errors import XdtError
-from xdt.models.lightgcn import LightGCN, graph_edges
+from xdt.models.lightgcn import LightGCN, lightgcn_from_rows
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
@@ -96,13 +96,10 @@ def source_model(config: ExperimentConfig, dataset: PreparedDataset) -> MatrixFa
     if settings.model == "lightgcn":
         rows = dataset.rows(SOURCE, "train")
         users, items = rows["user"].to_numpy(), rows["item"].to_numpy()
-        model = LightGCN(
-            dataset.n_users, dataset.n_items(SOURCE), settings.embedding_dim, graph_edges(users, items),
+        return lightgcn_from_rows(
+            users, items, dataset.n_users, dataset.n_items(SOURCE), settings.embedding_dim,
             layers=settings.graph_layers, l2=settings.l2, name="source_lightgcn",
         )
-        model.build()
-        model.set_graph(users, items)
-        return model
     model = MatrixFactorization(dataset.n_users, dataset.n_items(SOURCE), settings.embedding_dim, l2=settings.l2, name="source_mf")
     model.build()
     return model

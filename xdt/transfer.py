@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from xdt.collapse import Knobs, PairedValidation, collapse_warnings
 from xdt.config import ExperimentConfig
-from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
 from xdt.evaluate import evaluate_model
 from xdt.methods.context import MethodContext
-from xdt.models.popularity import Popularity
+from xdt.methods.popularity import train as train_popularity
 from xdt.models.registry import get_method
 from xdt.pretrain import SKIPPED, require_staged_task
 from xdt.progress import Reporter, SilentReporter
@@ -93,12 +90,12 @@ def collapse_check(context: MethodContext, method: str, model: Any, *, uses_sour
     paired = None
     if len(users):
         metric = context.config.evaluate.validation_metric
-        dataset = context.dataset
-        popularity = Popularity(dataset.n_items(TARGET))
-        popularity.set_counts(np.bincount(dataset.rows(TARGET, "train")["item"].to_numpy(), minlength=dataset.n_items(TARGET)))
+        popularity = train_popularity(context)
         k = int(metric.split("@")[1])
         scored = [
-            evaluate_model(scorer, dataset, split="valid", ks=[k], batch_size=context.config.evaluate.batch_size, users=users)[metric].to_numpy()
+            evaluate_model(scorer, context.dataset, split="valid", ks=[k], batch_size=context.config.evaluate.batch_size, users=users)[
+                metric
+            ].to_numpy()
             for scorer in (model.score_all, popularity.score_all)
         ]
         paired = PairedValidation(metric, *scored)

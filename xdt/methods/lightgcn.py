@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xdt.data.protocols import TARGET
 from xdt.methods.context import MethodContext
-from xdt.models.lightgcn import LightGCN, graph_edges
+from xdt.models.lightgcn import LightGCN, lightgcn_from_rows
 
 
 def train(context: MethodContext) -> LightGCN:
@@ -14,11 +14,9 @@ def train(context: MethodContext) -> LightGCN:
     users, items = rows["user"].to_numpy(), rows["item"].to_numpy()
     settings = context.config.transfer
     with context.strategy.scope():
-        model = LightGCN(
-            dataset.n_users, dataset.n_items(TARGET), settings.embedding_dim, graph_edges(users, items),
+        model = lightgcn_from_rows(
+            users, items, dataset.n_users, dataset.n_items(TARGET), settings.embedding_dim,
             layers=settings.graph_layers, l2=settings.l2, name="target_lightgcn",
         )
-        model.build()
-        model.set_graph(users, items)
     context.fit(model, stage="lightgcn", cohort="warm")
     return model

@@ -67,7 +67,10 @@ class LightGCN(keras.Model):
 
     def set_graph(self, users: np.ndarray, items: np.ndarray) -> None:
         """Store the normalised adjacency of these (user, item) training rows."""
-        indices, values = normalised_adjacency(users, items, self.num_users, self.num_items)
+        self.set_adjacency(*normalised_adjacency(users, items, self.num_users, self.num_items))
+
+    def set_adjacency(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Store a normalised adjacency computed by `normalised_adjacency`."""
         if len(values) != self.edges:
             raise ValueError(f"LightGCN was built for {self.edges} adjacency entries; these rows give {len(values)}")
         self.adjacency_indices.assign(indices)
@@ -129,3 +132,14 @@ class LightGCN(keras.Model):
 def graph_edges(users: np.ndarray, items: np.ndarray) -> int:
     """Adjacency entries of the graph these rows give (each distinct pair twice)."""
     return 2 * len(np.unique(np.stack([np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)], axis=1), axis=0))
+
+
+def lightgcn_from_rows(
+    users: np.ndarray, items: np.ndarray, num_users: int, num_items: int, embedding_dim: int, *, layers: int, l2: float, name: str
+) -> LightGCN:
+    """A built LightGCN over the graph of these (user, item) training rows."""
+    indices, values = normalised_adjacency(users, items, num_users, num_items)
+    model = LightGCN(num_users, num_items, embedding_dim, len(values), layers=layers, l2=l2, name=name)
+    model.build()
+    model.set_adjacency(indices, values)
+    return model

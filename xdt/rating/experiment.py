@@ -77,16 +77,12 @@ def rating_settings(rating: RatingConfig) -> RatingSettings:
 
 def run_rating_experiment(config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter()) -> RatingOutcome:
     """Prepare the data if needed, train every method of `transfer.methods`, score the test ratings, write one run."""
-    from xdt.data.prepare import is_up_to_date, prepare_dataset
+    from xdt.experiment import prepare_if_needed
     from xdt.rating.training import run_rating_methods
     from xdt.session import open_dataset, record_environment
     from xdt.train import select_strategy
 
-    if is_up_to_date(config):
-        reporter.status(f"dataset {config.dataset.name}: up to date")
-    else:
-        manifest = prepare_dataset(config, progress=lambda stage: reporter.status(f"prepare {config.dataset.name}: {stage}"))
-        reporter.status(f"dataset {manifest['name']}: {manifest['users']:,} users prepared")
+    prepare_if_needed(config, reporter)
     dataset = open_dataset(config)
     data = rating_data(config, dataset)
     # The rating models train on one device (plain Keras fit); env.json records exactly that.

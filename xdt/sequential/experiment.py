@@ -64,17 +64,13 @@ def run_sequential_experiment(
     config: ExperimentConfig, *, config_text: str, reporter: Reporter = SilentReporter()
 ) -> SequentialOutcome:
     """Prepare the data if needed, pretrain on source sequences, train and evaluate every method of `sequence.methods`."""
-    from xdt.data.prepare import is_up_to_date, prepare_dataset
+    from xdt.experiment import prepare_if_needed
     from xdt.report import write_experiment_report, write_report
     from xdt.sequential.training import seed_everything
     from xdt.session import open_dataset, record_environment, save_model
     from xdt.train import select_strategy
 
-    if is_up_to_date(config):
-        reporter.status(f"dataset {config.dataset.name}: up to date")
-    else:
-        manifest = prepare_dataset(config, progress=lambda stage: reporter.status(f"prepare {config.dataset.name}: {stage}"))
-        reporter.status(f"dataset {manifest['name']}: {manifest['users']:,} users prepared")
+    prepare_if_needed(config, reporter)
     dataset = open_dataset(config)
     interactions, vocabulary = sequence_view(dataset)
     methods = list(config.sequence.methods)
