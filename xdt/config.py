@@ -187,7 +187,15 @@ class RecommendConfig:
 class RuntimeConfig:
     """Where and how computations run."""
 
-    strategy: Literal["auto", "default", "mirrored"] = "auto"
+    # xdt.runtime: auto (mirrored when several GPUs are visible), default (one device), mirrored, tpu.
+    strategy: Literal["auto", "default", "mirrored", "tpu"] = "auto"
+    # tpu: the TPU name or grpc:// address for TPUClusterResolver; empty: the resolver's own discovery.
+    tpu: str = ""
+    # Keras dtype policy of the ranking models while they train (mixed_*: half-precision compute, float32 variables).
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    # XLA compilation of the ranking train steps (Keras compile(jit_compile=...)). true switches TF's op
+    # determinism off for those stages (Keras refuses XLA while it is on): same-seed runs may then differ.
+    jit_compile: bool = False
     data_dir: str = "data"
     runs_dir: str = "runs"
 
@@ -437,6 +445,22 @@ def check_sequence_task(config: ExperimentConfig, *, source: str) -> None:
             f"{source}: sequence.width: expected a multiple of sequence.heads. "
             f"Received: width={config.sequence.width}, heads={config.sequence.heads}"
         )
+
+
+def check_single_device_runtime(config: ExperimentConfig, *, source: str) -> None:
+    """Rating and sequential train in their own loops on one device in float32: refuse runtime settings they would ignore."""
+    runtime = config.runtime
+    ignored = {
+        "runtime.strategy": (runtime.strategy, runtime.strategy in ("mirrored", "tpu")),
+        "runtime.precision": (runtime.precision, runtime.precision != "float32"),
+        "runtime.jit_compile": (runtime.jit_compile, runtime.jit_compile),
+    }
+    for key, (value, unsupported) in ignored.items():
+        if unsupported:
+            raise ConfigError(
+                f"{source}: {key}: task {config.task} trains on one device in float32 without XLA "
+                f"(only the ranking task honours it). Received: {value!r}; use auto/default, float32, false"
+            )
 
 
 def check_rating_task(config: ExperimentConfig, *, source: str) -> None:

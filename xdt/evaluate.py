@@ -72,7 +72,7 @@ def rank_items(
     tied = np.zeros((len(users), max(slots, 1)), dtype=np.int64)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
-        scores = tf.convert_to_tensor(score_all(tf.constant(batch, dtype=tf.int32)), dtype=tf.float32)
+        scores = tf.cast(score_all(tf.constant(batch, dtype=tf.int32)), tf.float32)  # half-precision models score in float16/bfloat16
         seen_rows = seen[batch]
         if seen_rows.nnz:
             coordinates = np.stack([np.repeat(np.arange(len(batch)), np.diff(seen_rows.indptr)), seen_rows.indices], axis=1)

@@ -43,7 +43,8 @@ def ranking_loss(name: str) -> Callable[[Any, Any], Any]:
     loss = RANKING_LOSSES[name]
 
     def keras_loss(y_true: Any, y_pred: Any) -> Any:
-        return loss(y_pred)
+        # float32 whatever the compute dtype: a half-precision log-sigmoid/softmax underflows.
+        return loss(ops.cast(y_pred, "float32"))
 
     keras_loss.__name__ = f"{name}_loss"
     return keras_loss

@@ -13,7 +13,8 @@ from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import open_dataset, record_environment, save_model
-from xdt.train import fit_pairwise, seed_everything, select_strategy
+from xdt.runtime import precision_policy, select_strategy
+from xdt.train import fit_pairwise, seed_everything
 
 SKIPPED = "skipped"
 
@@ -47,7 +48,7 @@ def pretrain_source(
     """
     require_staged_task(config)
     dataset = open_dataset(config)
-    strategy = select_strategy(config.runtime.strategy)
+    strategy = select_strategy(config.runtime.strategy, tpu=config.runtime.tpu)
     if resume is not None:
         mark_resumed(resume)
     run = resume or create_run(
@@ -65,25 +66,27 @@ def pretrain_source(
         run.write_json("results.json", {"stage": "pretrain", "skipped": "no method of transfer.methods needs the source model"})
         run.update_info(status=STATUS_COMPLETE, source_model=SKIPPED)
         return run
-    seed_everything(config.seed)
-    with strategy.scope():
-        model = source_model(config, dataset)
-    reporter.status(f"pretraining {config.pretrain.model} on the source domain → {run.path}")
-    state = fit_pairwise(
-        model,
-        dataset=dataset,
-        domain=SOURCE,
-        training=config.pretrain,
-        seed=config.seed,
-        stage="pretrain",
-        run=run,
-        strategy=strategy,
-        validate=None,
-        on_epoch=reporter.epoch,
-    )
-    if isinstance(model, LightGCN):
+    seed_everything(config.seed, deterministic=not config.runtime.jit_compile)
+    with precision_policy(config.runtime.precision):
         with strategy.scope():
-            model = model.to_matrix_factorization(name="source_mf")
+            model = source_model(config, dataset)
+        reporter.status(f"pretraining {config.pretrain.model} on the source domain → {run.path}")
+        state = fit_pairwise(
+            model,
+            dataset=dataset,
+            domain=SOURCE,
+            training=config.pretrain,
+            seed=config.seed,
+            stage="pretrain",
+            run=run,
+            strategy=strategy,
+            validate=None,
+            on_epoch=reporter.epoch,
+            jit_compile=config.runtime.jit_compile,
+        )
+        if isinstance(model, LightGCN):
+            with strategy.scope():
+                model = model.to_matrix_factorization(name="source_mf")
     save_model(run, model)
     run.write_json("results.json", {"stage": "pretrain", "epochs": state.epoch, "final_loss": run.metrics_history()[-1]["loss"]})
     run.update_info(status=STATUS_COMPLETE)

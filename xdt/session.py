@@ -22,7 +22,7 @@ from xdt.models.popularity import Popularity
 from xdt.models.ptupcdr import MetaBridge, PtupcdrModel
 from xdt.models.two_tower import TwoTowerModel
 from xdt.runs import RunDirectory, environment_record
-from xdt.train import describe_strategy
+from xdt.runtime import describe_strategy
 
 MODEL_FILE = "model.keras"
 SERIALISABLE_MODELS = {

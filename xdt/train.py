@@ -1,4 +1,4 @@
-"""Training under `tf.distribute`: strategy choice, epoch loop, checkpoints, early stopping, exact resume."""
+"""Training under `tf.distribute` (strategies: xdt.runtime): epoch loop, checkpoints, early stopping, exact resume."""
 
 from __future__ import annotations
 
@@ -25,27 +25,20 @@ from xdt.runs import RunDirectory, write_json_atomic
 KILL_AFTER_EPOCH_VARIABLE = "XDT_KILL_AFTER_EPOCH"
 
 
-def select_strategy(name: str) -> tf.distribute.Strategy:
-    """`auto` mirrors over all GPUs when more than one is visible; `default` is one device."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+def seed_everything(seed: int, *, deterministic: bool = True) -> None:
+    """Seed Python, numpy and TensorFlow; TF ops deterministic unless `deterministic` is False.
 
-
-def describe_strategy(strategy: tf.distribute.Strategy) -> dict[str, Any]:
-    """Strategy class, replica count and devices, for env.json."""
-    if isinstance(strategy, tf.distribute.MirroredStrategy):
-        devices = list(strategy.extended.worker_devices)
-    else:
-        devices = [device.name for device in tf.config.list_logical_devices()]
-    return {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync, "devices": devices}
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow and make TF ops deterministic."""
+    `runtime.jit_compile: true` passes False: Keras refuses XLA (with only a warning) while TF's
+    op determinism is on, and the flag is process-wide, so it is switched off explicitly (TF's
+    public API only switches it on).
+    """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        from tensorflow.python.framework.config import disable_op_determinism
+
+        disable_op_determinism()
 
 
 def make_optimizer(config: OptimizerConfig) -> keras.optimizers.Optimizer:
@@ -66,12 +59,16 @@ class TrainingState:
     checkpoint: str = ""
 
 
-def compile_model(model: keras.Model, training: TrainingConfig, *, freeze_users: bool) -> None:
-    """Compile with a fresh optimiser and the configured ranking loss; user embeddings optionally frozen."""
+def compile_model(model: keras.Model, training: TrainingConfig, *, freeze_users: bool, jit_compile: bool = False) -> None:
+    """Compile with a fresh optimiser and the configured ranking loss; user embeddings optionally frozen.
+
+    `jit_compile` is `runtime.jit_compile`, passed as a bool: Keras' own "auto" would turn XLA on
+    whenever a GPU is visible, so the same config would compile differently on different machines.
+    """
     user_embedding = getattr(model, "user_embedding", None)
     if user_embedding is not None:
         user_embedding.trainable = not freeze_users
-    model.compile(optimizer=make_optimizer(training.optimizer), loss=ranking_loss(training.loss))
+    model.compile(optimizer=make_optimizer(training.optimizer), loss=ranking_loss(training.loss), jit_compile=jit_compile)
 
 
 def save_checkpoint(model: keras.Model, folder: Path) -> None:
@@ -127,6 +124,7 @@ def fit_pairwise(
     validate: Callable[[keras.Model], float] | None,
     freeze_user_epochs: int = 0,
     on_epoch: Callable[[EpochReport], None] = lambda report: None,
+    jit_compile: bool = False,
 ) -> TrainingState:
     """Train a pairwise model epoch by epoch with checkpoints, early stopping and exact resume.
 
@@ -143,7 +141,7 @@ def fit_pairwise(
     state = TrainingState(**json.loads(state_file.read_text())) if state_file.is_file() else TrainingState()
     with strategy.scope():
         # The checkpoint of epoch s was trained frozen iff s <= freeze_user_epochs.
-        compile_model(model, training, freeze_users=0 < freeze_user_epochs and state.epoch <= freeze_user_epochs)
+        compile_model(model, training, freeze_users=0 < freeze_user_epochs and state.epoch <= freeze_user_epochs, jit_compile=jit_compile)
         if state.checkpoint:
             restore_checkpoint(model, run.checkpoints / state.checkpoint)
     kill_after = os.environ.get(KILL_AFTER_EPOCH_VARIABLE)
@@ -152,7 +150,7 @@ def fit_pairwise(
         epoch = state.epoch + 1
         if epoch - 1 == freeze_user_epochs and freeze_user_epochs > 0:
             with strategy.scope():
-                compile_model(model, training, freeze_users=False)
+                compile_model(model, training, freeze_users=False, jit_compile=jit_compile)
         started = time.perf_counter()
         users, positives, negatives = dataset.bpr_triples(domain, seed, epoch, negatives=training.negatives)
         history = model.fit(epoch_batches(users, positives, negatives, training.batch_size), epochs=1, shuffle=False, verbose=0)

@@ -16,7 +16,8 @@ from xdt.pretrain import SKIPPED, require_staged_task
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
 from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
-from xdt.train import seed_everything, select_strategy
+from xdt.runtime import precision_policy, select_strategy
+from xdt.train import seed_everything
 
 
 def check_parent(parent: RunDirectory, method: str, *, needs_source_model: bool) -> None:
@@ -48,7 +49,7 @@ def transfer_method(
     check_parent(parent, method, needs_source_model=entry.needs_source_model)
     dataset = open_dataset(config)
     check_same_data(parent, dataset)
-    strategy = select_strategy(config.runtime.strategy)
+    strategy = select_strategy(config.runtime.strategy, tpu=config.runtime.tpu)
     if resume is not None:
         mark_resumed(resume)
     run = resume or create_run(
@@ -62,12 +63,13 @@ def transfer_method(
         parent=parent,
     )
     record_environment(run, config, dataset, strategy)
-    seed_everything(config.seed)
-    with strategy.scope():
-        source_model = load_model(parent) if entry.needs_source_model else None
-    reporter.status(f"transfer method {method} ({entry.description}) → {run.path}")
-    context = MethodContext(config, dataset, run, strategy, source_model, reporter)
-    model = entry.trainer()(context)
+    seed_everything(config.seed, deterministic=not config.runtime.jit_compile)
+    with precision_policy(config.runtime.precision):
+        with strategy.scope():
+            source_model = load_model(parent) if entry.needs_source_model else None
+        reporter.status(f"transfer method {method} ({entry.description}) → {run.path}")
+        context = MethodContext(config, dataset, run, strategy, source_model, reporter)
+        model = entry.trainer()(context)
     save_model(run, model)
     warnings = collapse_check(context, method, model, uses_source=entry.uses_source)
     for warning in warnings:

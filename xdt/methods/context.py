@@ -62,6 +62,7 @@ class MethodContext:
             validate=self.validator(cohort),
             freeze_user_epochs=freeze_user_epochs,
             on_epoch=self.reporter.epoch,
+            jit_compile=self.config.runtime.jit_compile,
         )
 
     def validation_users(self, cohort: str = "all") -> np.ndarray:

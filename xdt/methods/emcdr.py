@@ -45,7 +45,7 @@ def train(context: MethodContext) -> EmcdrModel:
         known = (dataset.target_train_counts > 0).astype("float32")[:, None]
         model.has_target.embeddings.assign(known)
         model.target.trainable = False
-        model.compile(optimizer=make_optimizer(settings.optimizer), loss="mse")
+        model.compile(optimizer=make_optimizer(settings.optimizer), loss="mse", jit_compile=context.config.runtime.jit_compile)
     rng = np.random.default_rng([context.config.seed, 3])
     users = users[rng.permutation(len(users))]
     targets = target.user_embedding.embeddings.numpy()[users]

@@ -128,13 +128,13 @@ class DannModel(keras.Model):
         cross_loss = RANKING_LOSSES[self.ranking_loss](self.scores(source_view, items))
         # Averaged over the rows it applies to (target rows of users with source history), not the
         # batch: they are a few percent of a batch, and a batch mean scaled this path's loss down by as much.
-        self.add_loss(ops.sum(cross_weight * cross_loss) / ops.maximum(ops.sum(cross_weight), 1.0))
+        self.add_loss(ops.cast(ops.sum(cross_weight * cross_loss) / ops.maximum(ops.sum(cross_weight), 1.0), "float32"))
         logits = self.classifier_output(self.classifier_hidden(self.reversal(own_view)))
-        self.add_loss(ops.mean(ops.binary_crossentropy(is_target, logits, from_logits=True)))
+        self.add_loss(ops.cast(ops.mean(ops.binary_crossentropy(is_target, logits, from_logits=True)), "float32"))
         if self.l2:
             user_squares = ops.sum(ops.square(self.shared_user_embedding(users)), axis=-1)
             squares = user_squares + ops.sum(ops.square(self.item_embedding(items)), axis=(1, 2))
-            self.add_loss(self.l2 * ops.mean(squares))
+            self.add_loss(ops.cast(self.l2 * ops.mean(squares), "float32"))
         return self.scores(own_view, items)
 
     def user_vectors(self, users: Any) -> Any:

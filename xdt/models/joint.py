@@ -81,7 +81,7 @@ class JointModel(keras.Model):
         item_vectors = self.item_embedding(items)
         if self.l2:
             squares = ops.sum(ops.square(shared) + ops.square(private), axis=-1) + ops.sum(ops.square(item_vectors), axis=(1, 2))
-            self.add_loss(self.l2 * ops.mean(squares))
+            self.add_loss(ops.cast(self.l2 * ops.mean(squares), "float32"))
         return score_candidates(shared + private, item_vectors, self.item_bias(items))
 
     def user_parts(self, users: Any, is_target: Any) -> tuple[Any, Any]:

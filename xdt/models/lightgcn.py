@@ -97,7 +97,7 @@ class LightGCN(keras.Model):
         user_table, item_table = self.propagate()
         if self.l2:
             squares = ops.sum(ops.square(self.user_embedding(users)), axis=-1) + ops.sum(ops.square(self.item_embedding(items)), axis=(1, 2))
-            self.add_loss(self.l2 * ops.mean(squares))
+            self.add_loss(ops.cast(self.l2 * ops.mean(squares), "float32"))
         user_vectors = ops.take(user_table, users, axis=0)
         item_vectors = ops.take(item_table, items, axis=0)
         return ops.sum(ops.expand_dims(user_vectors, 1) * item_vectors, axis=-1)

@@ -43,7 +43,7 @@ class MatrixFactorization(keras.Model):
         item_vectors = self.item_embedding(items)
         if self.l2:
             squares = ops.sum(ops.square(user_vectors), axis=-1) + ops.sum(ops.square(item_vectors), axis=(1, 2))
-            self.add_loss(self.l2 * ops.mean(squares))
+            self.add_loss(ops.cast(self.l2 * ops.mean(squares), "float32"))
         return score_candidates(user_vectors, item_vectors, self.item_bias(items))
 
     def user_vectors(self, users: Any) -> Any:

@@ -80,7 +80,7 @@ class TwoTowerModel(keras.Model):
         items = candidate_items(positives, negatives)
         if self.l2:
             squares = ops.sum(ops.square(self.user_embedding(users)), axis=-1) + ops.sum(ops.square(self.item_embedding(items)), axis=(1, 2))
-            self.add_loss(self.l2 * ops.mean(squares))
+            self.add_loss(ops.cast(self.l2 * ops.mean(squares), "float32"))
         return ops.sum(ops.expand_dims(self.user_vectors(users), 1) * self.item_vectors(items), axis=-1)
 
     def score_all(self, users: Any) -> Any:

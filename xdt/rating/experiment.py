@@ -80,7 +80,7 @@ def run_rating_experiment(config: ExperimentConfig, *, config_text: str, reporte
     from xdt.experiment import prepare_if_needed
     from xdt.rating.training import run_rating_methods
     from xdt.session import open_dataset, record_environment
-    from xdt.train import select_strategy
+    from xdt.runtime import select_strategy
 
     prepare_if_needed(config, reporter)
     dataset = open_dataset(config)

@@ -68,7 +68,7 @@ def run_sequential_experiment(
     from xdt.report import write_experiment_report, write_report
     from xdt.sequential.training import seed_everything
     from xdt.session import open_dataset, record_environment, save_model
-    from xdt.train import select_strategy
+    from xdt.runtime import select_strategy
 
     prepare_if_needed(config, reporter)
     dataset = open_dataset(config)

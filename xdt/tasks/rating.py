@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 
 def check_config(config: ExperimentConfig, source: str) -> None:
     """The rating methods, protocol and settings (xdt.config.check_rating_task)."""
-    from xdt.config import check_rating_task
+    from xdt.config import check_rating_task, check_single_device_runtime
 
     check_rating_task(config, source=source)
+    check_single_device_runtime(config, source=source)
 
 
 def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter | None = None) -> Any:
