@@ -65,7 +65,7 @@ def expect_error(message: str, *args: object, **kwargs: object) -> None:
 
 
 def test_readers_lists_every_format() -> None:
-    assert READERS == ("csv", "parquet", "jsonl", "movielens", "amazon", "douban", "cdrib", "disencdr", "llmcdsr")
+    assert READERS == ("csv", "parquet", "jsonl", "movielens", "amazon", "douban", "cdrib", "disencdr", "llmcdsr", "recbole")
 
 
 def test_unknown_reader_suggests_the_closest_name(tmp_path: Path) -> None:
