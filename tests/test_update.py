@@ -163,7 +163,7 @@ def test_feedback_already_in_the_data_is_counted_and_nothing_left_is_an_error(pa
 def test_unsupported_runs_and_formats_are_refused(parents: dict, tmp_path: Path) -> None:
     feedback = write_feedback(tmp_path / "feedback.csv", [("u00001", "t00005")])
     for name, kind in (("popularity", "a popularity run"), ("pretrain", "a pretrain run")):
-        with pytest.raises(XdtError, match=f"supports task: ranking runs of target_mf, finetune, cmf; .* is {kind}"):
+        with pytest.raises(XdtError, match=f"supports task: ranking runs of target_mf, finetune, cmf; .* is {kind} of task: ranking"):
             update_run(parents[name], feedback)
     with pytest.raises(XdtError, match=r"cannot tell the format from the suffix '.txt'"):
         update_run(parents["target_mf"], tmp_path / "feedback.txt")

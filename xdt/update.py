@@ -40,7 +40,6 @@ from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, file_sha256, mark_resumed, write_json_atomic
 
 STAGE = "update"
-SUPPORTED_METHODS = ("target_mf", "finetune", "cmf")  # the ranking methods whose model is a MatrixFactorization
 READER_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".inter": "recbole"}
 TABLES = ("user_embedding", "item_embedding", "item_bias")
 FEEDBACK_ROWS = "feedback.parquet"  # the update's feedback rows as indices of the grown data (user, item, rating, timestamp)
@@ -74,13 +73,17 @@ def read_feedback(config: ExperimentConfig, path: Path, reader: str | None, opti
 
 
 def check_parent(parent: RunDirectory, config: ExperimentConfig) -> None:
-    """Only finished ranking runs of the MF-family methods can be updated; say which are."""
+    """Only finished runs of a task's updatable methods (ranking: the MF family) can be updated; say which are."""
+    from xdt.tasks import TASK_NAMES, get_task
+
     info = parent.info()
-    supported = f"xdt update supports task: ranking runs of {', '.join(SUPPORTED_METHODS)}"
-    if config.task != "ranking" or info.get("kind") != "transfer":
-        raise XdtError(f"{supported}; {parent.path} is a {info.get('kind')} run of task: {config.task}")
-    if info.get("method") not in SUPPORTED_METHODS and info.get("kind") == "transfer":
-        raise XdtError(f"{supported}; {parent.path} is a {info.get('method')} run")
+    task = get_task(config.task)
+    supported = "; ".join(
+        f"task: {name} runs of {', '.join(get_task(name).updatable_methods)}" for name in TASK_NAMES if get_task(name).updatable_methods
+    )
+    if info.get("kind") != task.model_run_kind or info.get("method") not in task.updatable_methods:
+        found = f"a {info.get('method')} run" if info.get("kind") == task.model_run_kind else f"a {info.get('kind')} run"
+        raise XdtError(f"xdt update supports {supported}; {parent.path} is {found} of task: {config.task}")
     if info.get("status") != STATUS_COMPLETE:
         raise XdtError(f"Run {parent.path} is {info.get('status')}, not complete; only a finished run can be updated")
 
