@@ -189,3 +189,17 @@ def test_killed_update_resumes_to_the_same_model(parents: dict, tmp_path: Path) 
     for table in ("user_embedding", "item_embedding", "item_bias"):
         expected = getattr(load_model(reference_run), table).embeddings.numpy()
         assert getattr(load_model(interrupted), table).embeddings.numpy().tobytes() == expected.tobytes()
+
+
+def test_feedback_of_a_held_out_pair_turns_that_test_row_into_training(parents: dict, tmp_path: Path) -> None:
+    parent = parents["target_mf"]
+    dataset = open_dataset(load_run_config(parent))
+    row = dataset.rows(TARGET, "test").iloc[0]
+    pair = (dataset.raw_users[row["user"]], dataset.items(TARGET)["raw_item"].iat[row["item"]])
+    updated = update_run(parent, write_feedback(tmp_path / "feedback.csv", [pair]), settings={"epochs": 1})
+    assert updated.info()["feedback"]["from_holdout"] == 1 and updated.info()["feedback"]["rows_added"] == 1
+    grown = open_dataset(load_run_config(updated))
+    matches = grown.rows(TARGET, "train", "valid", "test")
+    matches = matches[(matches["user"] == row["user"]) & (matches["item"] == row["item"])]
+    assert matches["split"].tolist() == ["train"]
+    assert len(grown.rows(TARGET, "test")) == len(dataset.rows(TARGET, "test")) - 1

@@ -34,7 +34,7 @@ import pandas as pd
 from xdt.config import DomainConfig, ExperimentConfig
 from xdt.data.dataset import PreparedDataset, load_dataset
 from xdt.data.prepare import DATA_FILES, MANIFEST, DomainFrames, order_rows, publish, read_real_domain, write_interactions
-from xdt.data.protocols import SPLITS, TARGET
+from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, file_sha256, mark_resumed, write_json_atomic
@@ -91,8 +91,9 @@ def check_parent(parent: RunDirectory, config: ExperimentConfig) -> None:
 def grow(dataset: PreparedDataset, feedback: DomainFrames) -> tuple[PreparedDataset, pd.DataFrame, dict[str, Any]]:
     """The dataset with the feedback as target training rows and the id maps grown; the new rows; counts.
 
-    Feedback rows whose (user, item) pair the data already holds are dropped and counted: the
-    prepared data keeps one row per pair.
+    The prepared data keeps one row per (user, item) pair: a feedback pair it already trains on
+    is dropped and counted; one it holds out (a valid or test row, as when a replay feeds back
+    the test split's time windows) becomes a training row, counted as from_holdout.
     """
     frame = feedback.interactions
     raw_users = feedback.raw_users[frame["user"].to_numpy(np.int64)].astype(str)
@@ -111,10 +112,15 @@ def grow(dataset: PreparedDataset, feedback: DomainFrames) -> tuple[PreparedData
             "split": "train",
         }
     )
-    old = dataset.rows(TARGET, *SPLITS)
-    known = set(zip(old["user"].to_numpy().tolist(), old["item"].to_numpy().tolist()))
-    repeated = np.array([pair in known for pair in zip(rows["user"].tolist(), rows["item"].tolist())], dtype=bool)
-    rows = rows[~repeated].reset_index(drop=True)
+    n_items = len(items_map) + len(new_items)
+    keys = rows["user"].to_numpy(np.int64) * n_items + rows["item"].to_numpy(np.int64)
+    interactions = dataset.interactions
+    is_target = (interactions["domain"] == TARGET).to_numpy()
+    old_keys = np.where(is_target, interactions["user"].to_numpy(np.int64) * n_items + interactions["item"].to_numpy(np.int64), -1)
+    trained = np.isin(keys, old_keys[(interactions["split"] == "train").to_numpy()])
+    held_out = is_target & (interactions["split"] != "train").to_numpy() & np.isin(old_keys, keys[~trained])
+    rows = rows[~trained].reset_index(drop=True)
+    interactions = interactions[~held_out]
     raw_user_map = np.concatenate([dataset.raw_users, np.asarray(new_users, dtype=object)])
     new_item_rows = pd.DataFrame({"item": np.arange(len(items_map), len(items_map) + len(new_items), dtype=np.int32), "raw_item": new_items})
     if "title" in items_map.columns:
@@ -123,17 +129,18 @@ def grow(dataset: PreparedDataset, feedback: DomainFrames) -> tuple[PreparedData
     grown = PreparedDataset(
         path=dataset.path,
         manifest=dataset.manifest,
-        interactions=pd.concat([dataset.interactions, rows], ignore_index=True),
+        interactions=pd.concat([interactions, rows], ignore_index=True),
         raw_users=raw_user_map,
         source_items=dataset.source_items,
         target_items=pd.concat([items_map, new_item_rows], ignore_index=True),
     )
     drops = list(feedback.drops)
-    if repeated.any():
-        drops.append({"domain": TARGET, "step": "already_in_data", "reason": "(user, item) pairs the run's data already holds", "rows": int(repeated.sum())})
+    if trained.any():
+        drops.append({"domain": TARGET, "step": "already_in_data", "reason": "(user, item) pairs the run already trained on", "rows": int(trained.sum())})
     counts = {
         "rows_read": int(feedback.rows_read),
         "rows_added": len(rows),
+        "from_holdout": int(held_out.sum()),
         "new_users": len(new_users),
         "new_items": len(new_items),
         "drops": drops,
