@@ -75,12 +75,15 @@ def score_window(score_all: Callable[[Any], Any], dataset: PreparedDataset, wind
 
 
 def write_feedback_file(dataset: PreparedDataset, rows: pd.DataFrame, path: Path) -> Path:
-    """A window's rows as a feedback CSV with raw ids (user, item, rating, timestamp), as a person would bring them."""
+    """A window's rows as a feedback CSV with raw ids (user, item, timestamp), as a person would bring them.
+
+    The prepared rows are cleaned positives already (a rating threshold made them 1.0), so no rating
+    column is written: the cleaning keeps rows without a rating as positives.
+    """
     frame = pd.DataFrame(
         {
             "user": dataset.raw_users[rows["user"].to_numpy()].astype(str),
             "item": dataset.items(TARGET)["raw_item"].to_numpy()[rows["item"].to_numpy()],
-            "rating": rows["rating"].to_numpy(),
             "timestamp": rows["timestamp"].to_numpy(),
         }
     )
