@@ -218,6 +218,22 @@ def llmcdsr_sample(folder: Path, gz: bool = False) -> Sample:
     return Sample("llmcdsr", folder, read_files, {"side": "A"}, domain="a")
 
 
+def recbole_sample(folder: Path, gz: bool = False) -> Sample:
+    """RecBole atomic files: a .inter with a blank line and a short row, a .item with a repeated id."""
+    suffix = ".gz" if gz else ""
+    inter = write_text(
+        folder / f"tiny.inter{suffix}",
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "u1\tHeat (1995)\t5\t100\n\nu1\tUp (2009)\t4\t101\nu2\tUp (2009)\t3\nu2\tHeat (1995)\t2\t102\n",
+    )
+    items = write_text(
+        folder / f"tiny.item{suffix}",
+        "item_id:token\tmovie_title:token\tgenre:token_seq\n"
+        "Heat (1995)\tHeat\tAction Crime\nUp (2009)\tUp\tAnimation\nUp (2009)\tUp again\tDrama\n",
+    )
+    return Sample("recbole", folder, [inter, items])
+
+
 SampleBuilder = Callable[[Path], Sample]
 
 SAMPLES: dict[str, SampleBuilder] = {
@@ -244,6 +260,8 @@ SAMPLES: dict[str, SampleBuilder] = {
     "disencdr.gz": lambda folder: disencdr_sample(folder, gz=True),
     "llmcdsr": llmcdsr_sample,
     "llmcdsr.gz": lambda folder: llmcdsr_sample(folder, gz=True),
+    "recbole": recbole_sample,
+    "recbole.gz": lambda folder: recbole_sample(folder, gz=True),
 }
 
 

@@ -65,13 +65,13 @@ def expect_error(message: str, *args: object, **kwargs: object) -> None:
 
 
 def test_readers_lists_every_format() -> None:
-    assert READERS == ("csv", "parquet", "jsonl", "movielens", "amazon", "douban", "cdrib", "disencdr", "llmcdsr")
+    assert READERS == ("csv", "parquet", "jsonl", "movielens", "amazon", "douban", "cdrib", "disencdr", "llmcdsr", "recbole")
 
 
 def test_unknown_reader_suggests_the_closest_name(tmp_path: Path) -> None:
     expect_error(
         "Unknown reader 'movielen'. Did you mean 'movielens'? Available readers: "
-        "csv, parquet, jsonl, movielens, amazon, douban, cdrib, disencdr, llmcdsr.",
+        "csv, parquet, jsonl, movielens, amazon, douban, cdrib, disencdr, llmcdsr, recbole.",
         "movielen",
         tmp_path,
     )

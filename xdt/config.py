@@ -300,6 +300,19 @@ class SequenceConfig:
     score_temperature: float | None = field(default=None, metadata=at_least(0.001))
 
 
+# --- Feedback loop: `xdt update` (xdt.update) ---
+@dataclass(frozen=True)
+class UpdateConfig:
+    """How `xdt update` trains a run on feedback: warm-started, a few epochs, old rows replayed."""
+
+    epochs: int = field(default=3, metadata=at_least(1))
+    # Old target training rows replayed per feedback row (a seeded draw), so that the update does not forget.
+    replay_ratio: float = field(default=1.0, metadata=at_least(0.0))
+    # The replay protocol (xdt.replay, bench/replay_quality.py) on a dataset.protocol: temporal dataset:
+    # the target test rows (after the test cut-off T0) cut into this many windows of equal row count.
+    feedback_windows: int = field(default=4, metadata=at_least(1))
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: data, source model, transfer methods, evaluation."""
@@ -318,6 +331,7 @@ class ExperimentConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     rating: RatingConfig = field(default_factory=RatingConfig)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Every value actually used, as plain data."""

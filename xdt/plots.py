@@ -43,6 +43,15 @@ def plot_activity_buckets(
     return _save(_build_activity_buckets_figure(values, metric=metric, title=title), path)
 
 
+def plot_metric_per_window(
+    curves: Mapping[str, Mapping[int, float]], *, metric: str, path: Path, title: str
+) -> Path:
+    """Write one line per arm of `metric` against the feedback window (xdt.replay); return the PNG path."""
+    figure = _build_metric_at_k_figure(curves, metric=metric, title=title)
+    figure.axes[0].set_xlabel("feedback window")
+    return _save(figure, path)
+
+
 def _build_metric_at_k_figure(
     curves: Mapping[str, Mapping[int, float]], *, metric: str, title: str
 ) -> Figure:

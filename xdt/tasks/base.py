@@ -33,6 +33,7 @@ class Task:
     - `outcome_tables(outcomes, config)`: what `xdt run` prints for its outcomes.
     - `example_recommendations`: `xdt run` ends with a few users' recommendations.
     - `explainable`: `xdt explain` and `recommend --explain` attribute its scores to history items (xdt.explain).
+    - `updatable_methods`: the methods whose runs `xdt update` warm-starts on feedback (xdt.update).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Task:
     outcome_tables: Callable[[Sequence[Any], ExperimentConfig], Sequence[Any]]
     example_recommendations: bool
     explainable: bool
+    updatable_methods: tuple[str, ...] = ()
 
 
 def no_reporter() -> Reporter:

@@ -116,4 +116,5 @@ TASK = Task(
     outcome_tables=outcome_tables,
     example_recommendations=True,
     explainable=True,
+    updatable_methods=("target_mf", "finetune", "cmf"),  # the methods whose model is a MatrixFactorization
 )

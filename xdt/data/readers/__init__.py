@@ -11,6 +11,7 @@ from xdt.data.readers.generic import read_csv, read_jsonl, read_parquet
 from xdt.data.readers.llmcdsr import read_llmcdsr
 from xdt.data.readers.movielens import read_movielens
 from xdt.data.readers.options import suggestion
+from xdt.data.readers.recbole import read_recbole
 from xdt.data.readers.result import BadRow, ReadResult
 from xdt.errors import DataError
 
@@ -26,6 +27,7 @@ _READER_FUNCTIONS: dict[str, Reader] = {
     "cdrib": read_cdrib,
     "disencdr": read_disencdr,
     "llmcdsr": read_llmcdsr,
+    "recbole": read_recbole,
 }
 READERS: tuple[str, ...] = tuple(_READER_FUNCTIONS)
 

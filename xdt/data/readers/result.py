@@ -18,6 +18,7 @@ CONTINUATION_LINES = "continuation_lines"  # 2nd and later lines of a record who
 OTHER_SIDE_LINES = "other_side_lines"  # llmcdsr: sequences with no item of the side being read
 MISSING_ITEMS = "missing_items"  # items files: no item id
 DUPLICATE_ITEMS = "duplicate_items"  # items files: an item id seen on an earlier line (the first wins)
+OTHER_DOMAIN_LINES = "other_domain_lines"  # recbole: interactions left out by the categories rule that splits domains
 METADATA_LINES = "metadata_lines"  # lines of a file read for a fact (llmcdsr item counts, cdrib shared users), not rows
 
 
