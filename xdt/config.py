@@ -247,7 +247,7 @@ class RatingConfig:
 
 # task: sequential — the methods of xdt.sequential.experiment (kept here so that config validation
 # never imports TensorFlow).
-SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge")
+SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge", "c2dsr")
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,8 @@ class SequenceConfig:
     seq_target_only: trained on target sequences alone; seq_finetune: pretrained on source
     sequences, fine-tuned on mixed (source + target) sequences with target labels; text_bridge:
     the same with items represented by their titles (a Hugging Face sentence encoder folder in
-    `text_encoder_dir`, else hashed n-grams) through a learned adaptor.
+    `text_encoder_dir`, else hashed n-grams) through a learned adaptor; c2dsr: C2DSR's three
+    encoders (mixed, source-only, target-only) with graph-smoothed items and a contrastive term.
     """
 
     methods: list[str] = field(default_factory=lambda: ["seq_target_only", "seq_finetune"])
@@ -290,6 +291,11 @@ class SequenceConfig:
     text_with_ids: bool = False
     # null: score next items by the dot product; τ: by cosine similarity / τ (UniSRec: 0.07).
     score_temperature: float | None = field(default=None, metadata=at_least(0.001))
+    # c2dsr (xdt.sequential.c2dsr): λ weighs the next-item losses against the contrastive infomax
+    # terms (λ·next-item + (1 − λ)·infomax; the paper's 0.7), and the GCN depth over the item
+    # transition graphs (the paper's 1). width/layers/heads/dropout/learning_rate are shared.
+    c2dsr_lambda: float = field(default=0.7, metadata=between(0.0, 1.0))
+    c2dsr_graph_layers: int = field(default=1, metadata=at_least(0))
 
 
 @dataclass(frozen=True)
