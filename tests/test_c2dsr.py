@@ -110,6 +110,11 @@ def test_shapes_causality_and_domain_views() -> None:
     other_source[0, 1] = 3
     np.testing.assert_allclose(model(inputs_of(other_source))[2].numpy(), target, rtol=1e-5, atol=1e-6)
     assert not np.allclose(model(inputs_of(other_source))[0].numpy()[0, 1:], mixed[0, 1:])
+    # A longer window is cut to its newest max_length items.
+    longer = np.concatenate([np.array([[2, 5], [4, 4]]), items], axis=1)
+    np.testing.assert_allclose(
+        model.score_tokens(inputs_of(longer), np.arange(4, 7)).numpy(), model.score_tokens(inputs_of(items), np.arange(4, 7)).numpy(), rtol=1e-6
+    )
 
 
 def test_target_scores_are_the_target_head_after_mixed_plus_target_only_state() -> None:
@@ -258,3 +263,34 @@ def test_bad_arguments_are_refused() -> None:
     examples = c2dsr_examples(SEQUENCES, VOCABULARY, max_length=MAX_LENGTH)
     with pytest.raises(ValueError, match="weight"):
         train_c2dsr(model, examples, VOCABULARY, settings=TrainingSettings(epochs=1), weight=1.5)
+
+
+def test_sampled_heads_score_the_positive_against_shared_negatives_with_hits_masked() -> None:
+    head = keras.layers.Dense(3)
+    head.build((None, 2))
+    head.kernel.assign(np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]], np.float32))
+    head.bias.assign(np.array([0.0, 0.5, 0.0], np.float32))
+    states = tf.constant([[[3.0, 2.0], [5.0, 4.0]]])
+    labels = tf.constant([[5, 6]])  # classes 1 and 2
+    negatives = tf.constant([4, 5])  # classes 0 and 1: the first position's own item is an accidental hit
+    # Logits: position 0 ([3, 2]) → [3, 4.5, -3]; position 1 ([5, 4]) → [5, 8.5, -5].
+    first = np.log(np.exp(4.5) + np.exp(3.0)) - 4.5  # positive 4.5 against class 0 only
+    second = np.log(np.exp(-5.0) + np.exp(5.0) + np.exp(8.5)) + 5.0  # positive -5 against classes 0 and 1
+    assert float(head_loss(head, states, labels, 4, negatives)) == pytest.approx((first + second) / 2, rel=1e-5)
+
+
+def test_sampled_c2dsr_needs_uniform_negatives(tmp_path: Path) -> None:
+    from test_sequential_experiment import sequential_config
+
+    from xdt.config import config_from_dict
+    from xdt.errors import ConfigError
+
+    raw = sequential_config(tmp_path, methods=["c2dsr"])
+    raw["sequence"].update(loss="sampled", negative_sampler="in_batch")
+    with pytest.raises(ConfigError, match="c2dsr's sampled heads draw uniform negatives"):
+        config_from_dict(raw)
+    raw["sequence"]["negative_sampler"] = "uniform"
+    assert config_from_dict(raw).sequence.negative_sampler == "uniform"
+    examples = c2dsr_examples(SEQUENCES, VOCABULARY, max_length=MAX_LENGTH)
+    with pytest.raises(ValueError, match="negative_sampler 'uniform'"):
+        train_c2dsr(tiny_c2dsr(), examples, VOCABULARY, settings=TrainingSettings(epochs=1, loss="sampled", negative_sampler="in_batch"))

@@ -438,6 +438,11 @@ def check_sequence_task(config: ExperimentConfig, *, source: str) -> None:
         check_name(method, SEQUENCE_METHOD_NAMES, key=f"sequence.methods[{index}]", source=source)
     if len(set(methods)) != len(methods):
         raise ConfigError(f"{source}: sequence.methods: expected distinct methods. Received: {methods}")
+    if "c2dsr" in methods and config.sequence.loss == "sampled" and config.sequence.negative_sampler != "uniform":
+        raise ConfigError(
+            f"{source}: sequence.negative_sampler: c2dsr's sampled heads draw uniform negatives; set negative_sampler: uniform "
+            f"or loss: full. Received: negative_sampler={config.sequence.negative_sampler!r}"
+        )
     if config.sequence.width % config.sequence.heads:
         raise ConfigError(
             f"{source}: sequence.width: expected a multiple of sequence.heads. "

@@ -41,6 +41,10 @@ Deliberate differences from the official code (github.com/cjx96/C2DSR), and why:
   the infomax terms average over the batch's users that have labelled positions in both domains
   (the official loader drops users lacking either, which would drop most of our single-domain users).
 - A user without target history gets a zero target-only state at prediction time.
+- Optionally (`loss="sampled"`), the heads train with a sampled softmax over uniform negatives
+  shared by the batch instead of the full softmax: on 2 CPU cores the full softmax over 27,637
+  Kitchen items makes an epoch of LLMCDSR Food → Kitchen take many minutes (the project's other
+  sequence models train the same way there, bench/sequential_quality.py).
 """
 
 from __future__ import annotations
@@ -147,21 +151,26 @@ class CausalEncoder(keras.layers.Layer):
     """Positions + dropout + causal pre-norm blocks + output norm over embedded inputs `(batch, length, width)`.
 
     `valid` `(batch, length)` marks real items: padding inputs are zeroed and never attended to.
-    Positions count back from the newest slot (left padding), as in `SequenceTransformer`.
+    Positions count back from the newest slot (left padding), as in `SequenceTransformer`. The
+    feed-forward layers keep the width (`feed_forward_width=width`, as the official point-wise
+    feed-forward does) unless told otherwise.
     """
 
-    def __init__(self, max_length: int, width: int, layers: int, heads: int, dropout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, max_length: int, width: int, layers: int, heads: int, dropout: float, feed_forward_width: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.max_length = max_length
         self.width = width
         self.layer_count = layers
         self.heads = heads
         self.dropout_rate = dropout
+        self.feed_forward_width = feed_forward_width or width
         self.position_embedding = keras.layers.Embedding(
             max_length, width, embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="position_embedding"
         )
         self.input_dropout = keras.layers.Dropout(dropout)
-        self.blocks = [CausalBlock(width, heads, 4 * width, dropout, name=f"block_{index}") for index in range(layers)]
+        self.blocks = [CausalBlock(width, heads, self.feed_forward_width, dropout, name=f"block_{index}") for index in range(layers)]
         self.output_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="output_norm")
 
     def build(self, input_shape: Any = None) -> None:
@@ -191,6 +200,7 @@ class CausalEncoder(keras.layers.Layer):
             "layers": self.layer_count,
             "heads": self.heads,
             "dropout": self.dropout_rate,
+            "feed_forward_width": self.feed_forward_width,
         }
 
 
@@ -199,7 +209,8 @@ class C2DSR(keras.Model):
     """The three-encoder C2DSR model over `{"items", "domains"}` `(batch, length)` tokens (see the module docstring).
 
     `call` returns the mixed, source-only and target-only states `(batch, length, width)`;
-    `last_hidden` · `candidate_vectors(target tokens)` are the next-target-item scores. The two
+    `last_hidden` · `candidate_vectors(target tokens)` are the next-target-item scores. Windows
+    longer than `max_length` are cut to their newest `max_length` items. The two
     transition graphs live in the model as constant weights (`set_graphs`), so a saved model
     carries them; `mixed_edges`/`domain_edges` are their edge counts.
     """
@@ -296,8 +307,8 @@ class C2DSR(keras.Model):
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> tuple[Any, Any, Any]:
         """Mixed, source-only and target-only states `(batch, length, width)` (position t sees tokens 0..t)."""
-        items = ops.convert_to_tensor(inputs["items"], "int32")
-        domains = ops.convert_to_tensor(inputs["domains"], "int32")
+        items = ops.convert_to_tensor(inputs["items"], "int32")[:, -self.max_length :]
+        domains = ops.convert_to_tensor(inputs["domains"], "int32")[:, -self.max_length :]
         mixed_table = self.smoothed_items("mixed", training)
         domain_table = self.smoothed_items("domain", training)
         mixed = self._encode("mixed", mixed_table, items, training)
@@ -307,12 +318,12 @@ class C2DSR(keras.Model):
 
     def encode_mixed(self, items: Any, training: bool = False) -> Any:
         """The mixed encoder alone over `items` (used for corrupted sequences)."""
-        return self._encode("mixed", self.smoothed_items("mixed", training), ops.convert_to_tensor(items, "int32"), training)
+        return self._encode("mixed", self.smoothed_items("mixed", training), ops.convert_to_tensor(items, "int32")[:, -self.max_length :], training)
 
     def last_hidden(self, inputs: dict[str, Any], training: bool = False) -> Any:
         """`(batch, width + 1)`: [mixed state at the newest slot + target-only state at the newest target item, 1]."""
         mixed, _, target = self(inputs, training=training)
-        is_target = ops.equal(ops.convert_to_tensor(inputs["domains"], "int32"), TARGET_ID)
+        is_target = ops.equal(ops.convert_to_tensor(inputs["domains"], "int32")[:, -self.max_length :], TARGET_ID)
         length = ops.shape(is_target)[1]
         last_target = ops.max(ops.where(is_target, ops.arange(length, dtype="int32")[None], -1), axis=1)
         chosen = ops.take_along_axis(target, ops.maximum(last_target, 0)[:, None, None], axis=1)[:, 0]
@@ -379,32 +390,48 @@ def infomax_loss(real_logits: Any, false_logits: Any, present: Any) -> Any:
     return tf.reduce_sum(real * weights) / total + tf.reduce_sum(false * weights) / total
 
 
-def head_loss(head: keras.layers.Dense, states: Any, labels: Any, offset: int) -> Any:
-    """Mean softmax cross-entropy of the labelled positions (`labels` > 0, tokens of the head's domain); 0 when none."""
+def head_loss(head: keras.layers.Dense, states: Any, labels: Any, offset: int, negatives: Any = None) -> Any:
+    """Mean softmax cross-entropy of the labelled positions (`labels` > 0, tokens of the head's domain); 0 when none.
+
+    Full softmax over the head's items, or with `negatives` `(k,)` tokens of the head's domain a
+    sampled softmax: each positive against the batch's shared negatives, accidental hits masked
+    (uniform draws, so no logQ correction is needed).
+    """
     labelled = labels > 0
-    logits = head(tf.boolean_mask(states, labelled))
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.boolean_mask(labels, labelled) - offset, logits=logits)
+    hidden = tf.boolean_mask(states, labelled)
+    targets = tf.boolean_mask(labels, labelled) - offset
+    if negatives is None:
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=head(hidden))
+    else:
+        columns = tf.transpose(head.kernel)
+        sampled = tf.convert_to_tensor(negatives, tf.int32) - offset
+        positive = tf.reduce_sum(hidden * tf.gather(columns, targets), axis=-1, keepdims=True) + tf.gather(head.bias, targets)[:, None]
+        negative = tf.matmul(hidden, tf.gather(columns, sampled), transpose_b=True) + tf.gather(head.bias, sampled)[None, :]
+        negative = tf.where(tf.equal(targets[:, None], sampled[None, :]), tf.constant(-1e9, negative.dtype), negative)
+        logits = tf.concat([positive, negative], axis=1)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.zeros_like(targets), logits=logits)
     return tf.reduce_sum(losses) / tf.maximum(tf.cast(tf.size(losses), losses.dtype), 1.0)
 
 
 def c2dsr_loss(
     model: C2DSR, items: Any, labels: Any, source_labels: Any, target_labels: Any, corrupted_sources: Any, corrupted_targets: Any,
-    *, weight: float, training: bool = True,
+    *, weight: float, training: bool = True, source_negatives: Any = None, target_negatives: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """λ (share_s + share_t + specific_s + specific_t) + (1 − λ)(infomax_s + infomax_t), and its parts.
 
     `corrupted_sources`: `items` with source tokens replaced by random source tokens;
-    `corrupted_targets`: the same for target tokens.
+    `corrupted_targets`: the same for target tokens. `source_negatives`/`target_negatives`
+    `(k,)` tokens: sampled softmax heads (see `head_loss`); None: full softmax.
     """
     n_source = model.n_source
     is_source_label = (labels > 0) & (labels <= n_source)
     domains = tf.where(items == PAD, 0, tf.where(items <= n_source, SOURCE_ID, TARGET_ID))
     mixed, source, target = model({"items": items, "domains": domains}, training=training)
     parts = {
-        "share_source": head_loss(model.source_head, mixed, tf.where(is_source_label, labels, 0), 1),
-        "share_target": head_loss(model.target_head, mixed, tf.where(is_source_label, 0, labels), 1 + n_source),
-        "specific_source": head_loss(model.source_head, mixed + source, source_labels, 1),
-        "specific_target": head_loss(model.target_head, mixed + target, target_labels, 1 + n_source),
+        "share_source": head_loss(model.source_head, mixed, tf.where(is_source_label, labels, 0), 1, source_negatives),
+        "share_target": head_loss(model.target_head, mixed, tf.where(is_source_label, 0, labels), 1 + n_source, target_negatives),
+        "specific_source": head_loss(model.source_head, mixed + source, source_labels, 1, source_negatives),
+        "specific_target": head_loss(model.target_head, mixed + target, target_labels, 1 + n_source, target_negatives),
     }
     source_positions, target_positions = source_labels > 0, target_labels > 0
     source_summary, has_source = masked_mean(source, source_positions)
@@ -444,21 +471,35 @@ def train_c2dsr(
 ) -> TrainingHistory:
     """Train with `c2dsr_loss` through the shared epoch loop (`run_epochs`: checkpoints, resume, early stopping).
 
-    `settings.loss`, `negatives` and `freeze` do not apply (the heads are full softmaxes).
+    `settings.loss="sampled"`: each head scores its positives against `settings.negatives`
+    uniform items of its domain shared by the batch (drawn from the epoch's generator), else a
+    full softmax. `negative_sampler` must be "uniform"; `freeze` does not apply.
     """
     if len(examples) == 0:
         raise ValueError("Expected at least one training example. Received: 0 examples")
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"Expected weight (λ) in [0, 1]. Received: weight={weight}")
+    if examples.items.shape[1] != model.max_length:
+        raise ValueError(f"Expected windows of the model's max_length {model.max_length}. Received: length {examples.items.shape[1]}")
+    sampled = settings.loss == "sampled"
+    if sampled and settings.negative_sampler != "uniform":
+        raise ValueError(f"Expected negative_sampler 'uniform' for c2dsr's sampled heads. Received: {settings.negative_sampler!r}")
     if not model.built:
         model.build()
     optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
     variables = model.trainable_variables
+    ranges = {domain: vocabulary.token_range(domain) for domain in ("source", "target")}
 
-    @tf.function(reduce_retracing=True)
-    def step(items, labels, source_labels, target_labels, corrupted_sources, corrupted_targets) -> Any:
+    windows, tokens = tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)
+
+    # One trace for every batch size (the last batch is smaller): tracing this step takes long.
+    @tf.function(input_signature=[windows] * 6 + [tokens] * 2)
+    def step(items, labels, source_labels, target_labels, corrupted_sources, corrupted_targets, source_negatives, target_negatives) -> Any:
         with tf.GradientTape() as tape:
-            loss, _ = c2dsr_loss(model, items, labels, source_labels, target_labels, corrupted_sources, corrupted_targets, weight=weight)
+            loss, _ = c2dsr_loss(
+                model, items, labels, source_labels, target_labels, corrupted_sources, corrupted_targets, weight=weight,
+                source_negatives=source_negatives if sampled else None, target_negatives=target_negatives if sampled else None,
+            )
         gradients = tape.gradient(loss, variables)
         gradients = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
         if settings.clip_norm is not None:
@@ -468,9 +509,9 @@ def train_c2dsr(
 
     def run_batch(batch: np.ndarray, epoch: int, rng: np.random.Generator) -> float:
         items = examples.items[batch]
-        return float(step(
-            items, examples.labels[batch], examples.source_labels[batch], examples.target_labels[batch],
-            corrupt(items, vocabulary, SOURCE_ID, rng), corrupt(items, vocabulary, TARGET_ID, rng),
-        ))
+        corrupted = corrupt(items, vocabulary, SOURCE_ID, rng), corrupt(items, vocabulary, TARGET_ID, rng)
+        size = settings.negatives if sampled else 1
+        negatives = [rng.integers(*ranges[domain], size=size).astype(np.int32) for domain in ("source", "target")]
+        return float(step(items, examples.labels[batch], examples.source_labels[batch], examples.target_labels[batch], *corrupted, *negatives))
 
     return run_epochs(model, optimizer, len(examples), settings, run_batch, validate=validate, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch)
