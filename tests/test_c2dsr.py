@@ -199,6 +199,7 @@ def rule_sequences(users: int = 60, seed: int = 0) -> UserSequences:
     return sequences_of(*token_lists)
 
 
+@pytest.mark.slow
 def test_training_learns_a_target_rule_and_resumes_after_a_kill(tmp_path: Path) -> None:
     sequences = rule_sequences()
     examples = c2dsr_examples(sequences, VOCABULARY, max_length=MAX_LENGTH)
