@@ -82,7 +82,22 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--a-models", default="kitchen,finetune,finetune_kitchen",
         help="(a) models: kitchen (the Kitchen-only transformer, the baseline; leave it out to add rows to an earlier run with --merge), "
         "and from one shared pretraining (--pretrain-on) finetune (fine-tuned on mixed sequences, mixed history in) and finetune_kitchen "
-        "(fine-tuned on Kitchen sequences, Kitchen history in: the Kitchen-only model's input, so only the pretraining differs)",
+        "(fine-tuned on Kitchen sequences, Kitchen history in: the Kitchen-only model's input, so only the pretraining differs), "
+        "c2dsr (xdt.sequential.c2dsr on every training user's mixed sequences, mixed history in; one row per --c2dsr-lambdas × "
+        "--c2dsr-graph-layers point, each with its best validation NDCG@10 for the choice; --loss sampled: uniform negatives whatever --negative-sampler says)",
+    )
+    parser.add_argument(
+        "--c2dsr-lambdas", default="0.7",
+        help="(a) c2dsr in --a-models: λ values of its grid (λ·next-item + (1 − λ)·infomax; the paper's 0.7), comma-separated",
+    )
+    parser.add_argument("--c2dsr-graph-layers", default="1", help="(a) c2dsr GCN depths of its grid (the paper's 1), comma-separated")
+    parser.add_argument(
+        "--c2dsr-max-length", type=int, default=15,
+        help="(a) c2dsr's window (the official Food-Kitchen maxlen 15; 95%% of the training sequences have at most 16 items); "
+        "its evaluation histories are cut to the newest this many items",
+    )
+    parser.add_argument(
+        "--c2dsr-learning-rate", type=float, default=0.0, help="(a) c2dsr's learning rate (0 = --learning-rate; the official code's is 1e-3)"
     )
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--cold-examples", type=int, default=2000)
@@ -267,6 +282,7 @@ class SequentialBench:
             "sequences": len(examples),
             "epochs": history.epoch,
             "best_epoch": history.best_epoch,
+            **({"valid_ndcg@10": round(history.best_score, 5)} if validation is not None else {}),
             "train_seconds": round(history.train_seconds, 1),
             "sequences_per_second": round(history.sequences_per_second, 1),
         }
@@ -297,6 +313,8 @@ class SequentialBench:
                 "wall_seconds": round(time.perf_counter() - started, 1),
             }
             row["test"], row["test_per_user_ndcg@10"] = self.test(model, history_view)
+            if setting == "a: overlap":
+                row["test_999_sampled"] = paper_protocol_metrics(model, self.evaluation["test", history_view], self.vocabulary, seed)
             print(f"[seed {seed}] {setting} {method} ({history_view} history): {row['test']}", flush=True)
             rows.append(row)
 
@@ -336,6 +354,13 @@ class SequentialBench:
                 )
                 record("a: overlap", method, model, [pretrain, stage], view, started)
                 finetuned[key] = model
+            if "c2dsr" in a_models:
+                for weight in [float(value) for value in self.arguments.c2dsr_lambdas.split(",")]:
+                    for graph_layers in [int(value) for value in self.arguments.c2dsr_graph_layers.split(",")]:
+                        seed_everything(seed)
+                        started = time.perf_counter()
+                        model, stage = self.train_c2dsr(weight, graph_layers, seed, epochs=epochs)
+                        record("a: overlap", f"{C2DSR} (λ {weight:g}, GCN {graph_layers}, len {self.arguments.c2dsr_max_length}{self.c2dsr_note()})", model, [stage], "mixed", started)
             if self.arguments.complementarity:
                 if "finetune" not in finetuned or "kitchen" not in a_models:
                     raise ValueError(f"Expected --a-models to include kitchen and finetune with --complementarity. Received: {self.arguments.a_models!r}")
@@ -382,6 +407,45 @@ class SequentialBench:
         if "c" in parts:
             cold = self.cold_items(seed, cold_items)
         return {"seed": seed, "rows": rows, "cold_items": cold}
+
+    def train_c2dsr(self, weight: float, graph_layers: int, seed: int, *, epochs: int) -> tuple:
+        """C2DSR on every training user's mixed sequence (its graphs from the same sequences), early-stopped on valid NDCG@10 (mixed history)."""
+        from xdt.sequential.c2dsr import build_c2dsr, c2dsr_examples, train_c2dsr
+        from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
+        from xdt.sequential.training import TrainingSettings
+
+        arguments = self.arguments
+        sequences = self.sequences["mixed"]
+        examples = c2dsr_examples(sequences, self.vocabulary, max_length=arguments.c2dsr_max_length)
+        model = build_c2dsr(
+            sequences, self.vocabulary, max_length=arguments.c2dsr_max_length, width=arguments.width, layers=arguments.layers,
+            heads=arguments.heads, dropout=0.2, graph_layers=graph_layers,
+        )
+        settings = TrainingSettings(
+            epochs=epochs, batch_size=arguments.batch_size, learning_rate=arguments.c2dsr_learning_rate or arguments.learning_rate,
+            loss=arguments.loss, negatives=arguments.negatives, negative_sampler="uniform", patience=arguments.patience, seed=seed,
+        )
+        validation = self.evaluation["valid", "mixed"]
+        history = train_c2dsr(
+            model, examples, self.vocabulary, settings=settings, weight=weight,
+            validate=lambda candidate: mean_metrics(evaluate_next_item(candidate, validation, self.vocabulary))["ndcg@10"],
+            on_epoch=lambda record: print("   ", {key: record[key] for key in ("epoch", "loss", "valid_score", "train_seconds")}, flush=True),
+        )
+        stage = {
+            "sequences": len(examples),
+            "epochs": history.epoch,
+            "best_epoch": history.best_epoch,
+            "valid_ndcg@10": round(history.best_score, 5),
+            "train_seconds": round(history.train_seconds, 1),
+            "sequences_per_second": round(history.sequences_per_second, 1),
+            "graph_edges": {"mixed": model.mixed_edges, "within_domain": model.domain_edges},
+        }
+        return model, stage
+
+    def c2dsr_note(self) -> str:
+        """What a c2dsr method name adds when it has a learning rate of its own ("" when it has not)."""
+        rate = self.arguments.c2dsr_learning_rate
+        return f", lr {rate:g}" if rate and rate != self.arguments.learning_rate else ""
 
     def finetune_note(self) -> str:
         """What a method name adds when fine-tuning has a learning rate of its own ("" when it has not)."""
@@ -542,6 +606,38 @@ def rounded_means(per_user) -> dict:
     return {key: round(value, 5) if isinstance(value, float) else value for key, value in mean_metrics(per_user).items()}
 
 
+def paper_protocol_metrics(model, examples, vocabulary, seed: int, negatives: int = 999) -> dict:
+    """C2DSR's own protocol: the held-out item ranked against `negatives` uniform random items of its domain.
+
+    As the official code (cjx96/C2DSR, utils/loader.py and train_rec.py): negatives drawn with
+    replacement from every other item of the domain, the user's history items included and not
+    masked; rank = 1 + negatives scoring strictly higher; MRR, NDCG@5/10, HR@1/5/10. Not comparable
+    with full ranking. Each user's draw comes from `(seed, 999, row)`.
+    """
+    import tensorflow as tf
+
+    low, high = vocabulary.token_range(examples.domain)
+    n_items = high - low
+    item_vectors = model.candidate_vectors(tf.range(low, high))
+    ranks = np.zeros(len(examples), dtype=np.int64)
+    for start in range(0, len(examples), 256):
+        stop = min(start + 256, len(examples))
+        hidden = model.last_hidden({"items": examples.items[start:stop], "domains": examples.domains[start:stop]})
+        scores = tf.matmul(hidden, item_vectors, transpose_b=True).numpy()
+        for row in range(start, stop):
+            target = int(examples.targets[row])
+            drawn = np.random.default_rng([seed, 999, row]).integers(0, n_items - 1, size=negatives)
+            drawn = drawn + (drawn >= target)  # every item but the target, uniformly
+            ranks[row] = 1 + int((scores[row - start, drawn] > scores[row - start, target]).sum())
+    gains = 1.0 / np.log2(ranks + 1)
+    metrics = {"mrr": np.mean(1.0 / ranks)}
+    for k in (5, 10):
+        metrics[f"ndcg@{k}"] = np.mean(np.where(ranks <= k, gains, 0.0))
+    for k in (1, 5, 10):
+        metrics[f"hr@{k}"] = np.mean(ranks <= k)
+    return {"negatives": negatives, **{key: round(float(value), 5) for key, value in metrics.items()}}
+
+
 def untrained_row(seed: int, setting: str, method: str, history_view: str, per_user, started: float) -> dict:
     """The result row of a scorer with no trained parameters of its own (popularity, title similarity, ensembles)."""
     test = rounded_means(per_user)
@@ -609,6 +705,7 @@ PRETRAINING = {
 }
 KITCHEN_ONLY = "seq_transformer (Kitchen only)"
 FINETUNE_MIXED = "seq_finetune"
+C2DSR = "c2dsr"
 FINETUNE_KITCHEN = "seq_finetune, Kitchen history"
 NO_PRETRAINING = "text + in-domain ids model, no pretraining (train_B only)"
 ENSEMBLE_TARGET_ONLY = "ensemble: Kitchen-only + Kitchen-only (seed + 1000)"
@@ -617,6 +714,7 @@ ENSEMBLE_WITH_TRANSFER = "ensemble: Kitchen-only + seq_finetune"
 # and whether Food pretraining is what helps the text + ids bridge (against the same model without it).
 PAIRS = (
     ("a: overlap", FINETUNE_MIXED + " (", KITCHEN_ONLY),
+    ("a: overlap", C2DSR + " (", KITCHEN_ONLY),
     ("a: overlap", FINETUNE_KITCHEN + " (mixed", KITCHEN_ONLY),
     ("a: overlap", FINETUNE_KITCHEN + " (Food", KITCHEN_ONLY),
     ("a: overlap", FINETUNE_KITCHEN + " (Kitchen", KITCHEN_ONLY),
@@ -691,6 +789,24 @@ def render_markdown(report: dict) -> str:
             lines.append(
                 f"| {entry['setting']} | ↳ same model | mixed | {entry['ndcg@10 (mixed history)']:.4f} | "
                 f"{entry['recall@10 (mixed history)']:.4f} | | | | |"
+            )
+    sampled = [(run["seed"], row) for run in report["runs"] for row in run["rows"] if "test_999_sampled" in row]
+    if sampled:
+        lines += [
+            "",
+            "The same test users under C2DSR's own protocol (the held-out item against 999 uniform random Kitchen items, "
+            "history not masked; not comparable with full ranking), and each model's best validation NDCG@10 (full ranking):",
+            "",
+            "| seed | method | valid NDCG@10 | MRR | NDCG@5 | NDCG@10 | HR@1 | HR@5 | HR@10 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for seed, row in sampled:
+            metrics = row["test_999_sampled"]
+            valid = row["stages"][-1].get("valid_ndcg@10") if row["stages"] else None
+            lines.append(
+                f"| {seed} | {row['method']} | {'' if valid is None else f'{valid:.4f}'} | "
+                + " | ".join(f"{metrics[name]:.4f}" for name in ("mrr", "ndcg@5", "ndcg@10", "hr@1", "hr@5", "hr@10"))
+                + " |"
             )
     if report.get("paired"):
         lines += [

@@ -16,7 +16,7 @@ from xdt.config import config_from_dict
 from xdt.errors import ConfigError
 
 runner = CliRunner()
-METHODS = ["seq_target_only", "seq_finetune", "text_bridge"]
+METHODS = ["seq_target_only", "seq_finetune", "text_bridge", "c2dsr"]
 
 
 def write_sequences(folder: Path, users: int = 60, seed: int = 0) -> tuple[Path, Path]:

@@ -20,7 +20,7 @@ from xdt.data.dataset import PreparedDataset, load_dataset
 from xdt.data.protocols import TARGET
 
 runner = CliRunner()
-SEQUENCE_METHODS = ["seq_target_only", "seq_finetune", "text_bridge"]
+SEQUENCE_METHODS = ["seq_target_only", "seq_finetune", "text_bridge", "c2dsr"]
 
 
 def invoke(*arguments: str | Path):  # noqa: ANN201
@@ -132,14 +132,17 @@ def test_recommend_rating_run_ranks_unrated_items_by_predicted_rating(rating_run
         assert not set(recommended["item"]) & set(raw_items[rated])
 
 
-def test_recommend_sequential_run_ranks_next_items_after_the_whole_history(sequential_runs: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["seq_finetune", "c2dsr"])
+def test_recommend_sequential_run_ranks_next_items_after_the_whole_history(
+    sequential_runs: dict[str, Path], tmp_path: Path, method: str
+) -> None:
     from xdt.config import config_from_dict
     from xdt.runs import RunDirectory
     from xdt.sequential.data import EvaluationExamples, left_pad, user_sequences
     from xdt.sequential.evaluation import rank_next_items
     from xdt.sequential.experiment import load_sequence_model, sequence_view
 
-    run = sequential_runs["transfer:seq_finetune"]
+    run = sequential_runs[f"transfer:{method}"]
     dataset = dataset_of(run)
     user = int(dataset.rows(TARGET, "test")["user"].iloc[0])
     output = tmp_path / "recommendations.json"

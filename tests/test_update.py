@@ -26,7 +26,7 @@ from xdt.runs import RunDirectory, open_run
 from xdt.session import load_model, load_run_config, open_dataset
 from xdt.transfer import transfer_method
 from xdt.progress import SilentReporter
-from xdt.train import select_strategy
+from xdt.runtime import select_strategy
 from xdt.update import grow_model, replay_mix, start_update, update_run, warm_optimizer
 
 WORKTREE = Path(__file__).resolve().parents[1]

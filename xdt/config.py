@@ -255,7 +255,7 @@ class RatingConfig:
 
 # task: sequential — the methods of xdt.sequential.experiment (kept here so that config validation
 # never imports TensorFlow).
-SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge")
+SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge", "c2dsr")
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,8 @@ class SequenceConfig:
     seq_target_only: trained on target sequences alone; seq_finetune: pretrained on source
     sequences, fine-tuned on mixed (source + target) sequences with target labels; text_bridge:
     the same with items represented by their titles (a Hugging Face sentence encoder folder in
-    `text_encoder_dir`, else hashed n-grams) through a learned adaptor.
+    `text_encoder_dir`, else hashed n-grams) through a learned adaptor; c2dsr: C2DSR's three
+    encoders (mixed, source-only, target-only) with graph-smoothed items and a contrastive term.
     """
 
     methods: list[str] = field(default_factory=lambda: ["seq_target_only", "seq_finetune"])
@@ -298,6 +299,11 @@ class SequenceConfig:
     text_with_ids: bool = False
     # null: score next items by the dot product; τ: by cosine similarity / τ (UniSRec: 0.07).
     score_temperature: float | None = field(default=None, metadata=at_least(0.001))
+    # c2dsr (xdt.sequential.c2dsr): λ weighs the next-item losses against the contrastive infomax
+    # terms (λ·next-item + (1 − λ)·infomax; the paper's 0.7), and the GCN depth over the item
+    # transition graphs (the paper's 1). width/layers/heads/dropout/learning_rate are shared.
+    c2dsr_lambda: float = field(default=0.7, metadata=between(0.0, 1.0))
+    c2dsr_graph_layers: int = field(default=1, metadata=at_least(0))
 
 
 # --- Feedback loop: `xdt update` (xdt.update) ---
@@ -454,6 +460,11 @@ def check_sequence_task(config: ExperimentConfig, *, source: str) -> None:
         check_name(method, SEQUENCE_METHOD_NAMES, key=f"sequence.methods[{index}]", source=source)
     if len(set(methods)) != len(methods):
         raise ConfigError(f"{source}: sequence.methods: expected distinct methods. Received: {methods}")
+    if "c2dsr" in methods and config.sequence.loss == "sampled" and config.sequence.negative_sampler != "uniform":
+        raise ConfigError(
+            f"{source}: sequence.negative_sampler: c2dsr's sampled heads draw uniform negatives; set negative_sampler: uniform "
+            f"or loss: full. Received: negative_sampler={config.sequence.negative_sampler!r}"
+        )
     if config.sequence.width % config.sequence.heads:
         raise ConfigError(
             f"{source}: sequence.width: expected a multiple of sequence.heads. "

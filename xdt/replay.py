@@ -97,7 +97,8 @@ def retrain(updated: RunDirectory, reporter: Reporter) -> tuple[Any, float]:
     from xdt.models.matrix_factorization import MatrixFactorization
     from xdt.runs import create_run
     from xdt.session import load_run_config, open_dataset
-    from xdt.train import fit_pairwise, seed_everything, select_strategy
+    from xdt.runtime import select_strategy
+    from xdt.train import fit_pairwise, seed_everything
 
     config = load_run_config(updated)
     dataset = open_dataset(config)
@@ -107,7 +108,7 @@ def retrain(updated: RunDirectory, reporter: Reporter) -> tuple[Any, float]:
     )  # fmt: skip
     started = time.perf_counter()
     seed_everything(config.seed)
-    strategy = select_strategy(config.runtime.strategy)
+    strategy = select_strategy(config.runtime.strategy, tpu=config.runtime.tpu)
     with strategy.scope():
         model = MatrixFactorization(dataset.n_users, dataset.n_items(TARGET), config.transfer.embedding_dim, l2=config.transfer.l2, name="retrain")
         model.build()

@@ -285,11 +285,12 @@ def update_run(
     `settings` override the parent's `update` section (epochs, replay_ratio) for this run.
     """
     from xdt.session import load_model, load_run_config, open_dataset, save_model
-    from xdt.train import fit_pairwise, seed_everything, select_strategy
+    from xdt.runtime import select_strategy
+    from xdt.train import fit_pairwise, seed_everything
 
     config = load_run_config(parent)
     check_parent(parent, config)
-    strategy = select_strategy(config.runtime.strategy)
+    strategy = select_strategy(config.runtime.strategy, tpu=config.runtime.tpu)
     if resume is None:
         if feedback_path is None:
             raise XdtError("update needs --feedback FILE (or --resume UPDATE_RUN)")

@@ -12,7 +12,10 @@ of every user — source rows plus target training rows — with the labels of b
   any split + target training rows, target labels; mixed history in), blocks and positions
   frozen for `freeze_epochs`;
 - text_bridge: the same with the pretrained text-bridge model (items = title embeddings
-  through a learned adaptor).
+  through a learned adaptor);
+- c2dsr: C2DSR (xdt.sequential.c2dsr) trained from scratch on the mixed sequences of every user
+  (source rows of any split + target training rows) with the labels of both domains, its item
+  graphs built from the same sequences; ranked by its target head after the mixed history.
 
 Each run holds config.yaml, resolved.json, env.json, data.json, model.keras, metrics.jsonl (one
 line per epoch), checkpoints/ (resumable epochs), and for transfer runs results.json in the
@@ -39,12 +42,13 @@ from xdt.sequential.data import ALL_DOMAINS
 
 if TYPE_CHECKING:
     from xdt.data.dataset import PreparedDataset
+    from xdt.sequential.c2dsr import C2DSR, C2DSRExamples
     from xdt.sequential.data import EvaluationExamples, ItemVocabulary, TrainingExamples
     from xdt.sequential.transformer import SequenceTransformer
 
 TEXT_MODEL_FILE = "text_model.keras"
 PRETRAINED = {"seq_finetune": "ids", "text_bridge": "text"}
-HISTORY = {"seq_target_only": (TARGET,), "seq_finetune": (SOURCE, TARGET), "text_bridge": (SOURCE, TARGET)}
+HISTORY = {"seq_target_only": (TARGET,), "seq_finetune": (SOURCE, TARGET), "text_bridge": (SOURCE, TARGET), "c2dsr": (SOURCE, TARGET)}
 # sequence.pretrain_on → the domains whose rows form the pretraining sequences and labels.
 PRETRAIN_DOMAINS = {"source": (SOURCE,), "mixed": (SOURCE, TARGET)}
 
@@ -112,12 +116,15 @@ def run_sequential_experiment(
         valid, test = held_out_examples(config, dataset, interactions, vocabulary, method)
         seed_everything(config.seed)
         kind = PRETRAINED.get(method)
-        model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
-        if kind is not None:
-            if not model.built:
-                model.build()
-            model.set_weights(pretrained[kind])
-        examples = sequence_examples(config, interactions, vocabulary, domains=history, label_domains=(TARGET,))
+        if method == "c2dsr":
+            model, examples = c2dsr_model_and_examples(config, interactions, vocabulary)
+        else:
+            model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
+            if kind is not None:
+                if not model.built:
+                    model.build()
+                model.set_weights(pretrained[kind])
+            examples = sequence_examples(config, interactions, vocabulary, domains=history, label_domains=(TARGET,))
         reporter.status(f"{method}: {len(examples):,} training sequences ({' + '.join(history)} history) → {run.path}")
         train(config, model, examples, vocabulary, run=run, stage=method, candidate_domain=TARGET, epochs=config.sequence.epochs,
               validation=valid, freeze=kind is not None, reporter=reporter)
@@ -153,7 +160,8 @@ def evaluate_sequential_run(run: RunDirectory, config: ExperimentConfig, *, repo
 
 def load_sequence_model(run: RunDirectory) -> SequenceTransformer:
     """The saved `model.keras` of a sequential transfer run."""
-    import xdt.sequential.transformer  # noqa: F401  (registers the transformer's classes with Keras, so they load)
+    import xdt.sequential.c2dsr  # noqa: F401  (registers the models' classes with Keras, so they load)
+    import xdt.sequential.transformer  # noqa: F401
     from xdt.session import load_model
 
     return load_model(run)
@@ -211,6 +219,30 @@ def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddi
     return SequenceTransformer(vocabulary.size, sequence.max_length, **shape)
 
 
+def training_rows(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Source rows of any split and target training rows: what sequence models may train on."""
+    return interactions.loc[(interactions["domain"] == SOURCE) | (interactions["split"] == "train")]
+
+
+def c2dsr_model_and_examples(
+    config: ExperimentConfig, interactions: pd.DataFrame, vocabulary: ItemVocabulary
+) -> tuple[C2DSR, C2DSRExamples]:
+    """A C2DSR model shaped by `sequence:`, its graphs and training windows from every user's mixed training sequence."""
+    from xdt.sequential.c2dsr import build_c2dsr, c2dsr_examples
+    from xdt.sequential.data import user_sequences
+
+    sequence = config.sequence
+    sequences = user_sequences(training_rows(interactions), vocabulary, domains=(SOURCE, TARGET), splits=("train", "valid", "test"))
+    examples = c2dsr_examples(sequences, vocabulary, max_length=sequence.max_length)
+    if len(examples) == 0:
+        raise DataError("task: sequential: c2dsr: no mixed sequence has a next item to learn")
+    model = build_c2dsr(
+        sequences, vocabulary, max_length=sequence.max_length, width=sequence.width, layers=sequence.layers,
+        heads=sequence.heads, dropout=sequence.dropout, graph_layers=sequence.c2dsr_graph_layers,
+    )
+    return model, examples
+
+
 def sequence_examples(
     config: ExperimentConfig,
     interactions: pd.DataFrame,
@@ -226,8 +258,7 @@ def sequence_examples(
     """
     from xdt.sequential.data import training_examples, user_sequences
 
-    rows = interactions.loc[(interactions["domain"] == SOURCE) | (interactions["split"] == "train")]
-    sequences = user_sequences(rows, vocabulary, domains=domains, splits=("train", "valid", "test"))
+    sequences = user_sequences(training_rows(interactions), vocabulary, domains=domains, splits=("train", "valid", "test"))
     examples = training_examples(sequences, vocabulary, max_length=config.sequence.max_length, label_domains=label_domains)
     if len(examples) == 0:
         raise DataError(
@@ -256,8 +287,8 @@ def evaluation_ks(config: ExperimentConfig) -> list[int]:
 
 def train(
     config: ExperimentConfig,
-    model: SequenceTransformer,
-    examples: TrainingExamples,
+    model: SequenceTransformer | C2DSR,
+    examples: TrainingExamples | C2DSRExamples,
     vocabulary: ItemVocabulary,
     *,
     run: RunDirectory,
@@ -269,6 +300,7 @@ def train(
     reporter: Reporter,
 ) -> None:
     """Train with `sequence:` settings, one metrics.jsonl line per epoch, resumable checkpoints under `checkpoints/<stage>`."""
+    from xdt.sequential.c2dsr import C2DSRExamples, train_c2dsr
     from xdt.sequential.evaluation import evaluate_next_item
     from xdt.sequential.training import TrainingSettings, train_next_item
 
@@ -300,10 +332,11 @@ def train(
         run.append_metrics(row)
         reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], record["valid_score"], record["train_seconds"]))
 
-    history = train_next_item(
-        model, examples, vocabulary, candidate_domain=candidate_domain, settings=settings,
-        validate=validate if validation is not None else None, checkpoint_dir=run.checkpoints / stage, on_epoch=on_epoch,
-    )
+    common = {"validate": validate if validation is not None else None, "checkpoint_dir": run.checkpoints / stage, "on_epoch": on_epoch}
+    if isinstance(examples, C2DSRExamples):
+        history = train_c2dsr(model, examples, vocabulary, settings=settings, weight=sequence.c2dsr_lambda, **common)
+    else:
+        history = train_next_item(model, examples, vocabulary, candidate_domain=candidate_domain, settings=settings, **common)
     if validation is not None:
         reporter.status(f"{stage}: kept epoch {history.best_epoch} (valid {metric} {history.best_score:.4f})")
 

@@ -228,28 +228,53 @@ def train_next_item(
     if not model.built:
         # Variables must exist before the optimiser and the step's variable list are made.
         model.build()
+    step, step_epoch_group = None, None
+
+    def run_batch(batch: np.ndarray, epoch: int, rng: np.random.Generator) -> float:
+        nonlocal step, step_epoch_group
+        frozen_phase = epoch <= settings.freeze_epochs and bool(settings.freeze)
+        if step is None or step_epoch_group != frozen_phase:
+            step = make_train_step(model, optimizer, trainable_for_epoch(model, settings, epoch), token_range, settings)
+            step_epoch_group = frozen_phase
+        labels = examples.labels[batch]
+        negatives, label_log_q, negative_log_q = draw_negatives(labels, settings, token_range, rng)
+        return float(step(examples.items[batch], examples.domains[batch], labels, negatives, label_log_q, negative_log_q))
+
     optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
+    return run_epochs(
+        model, optimizer, len(examples), settings, run_batch, validate=validate, checkpoint_dir=checkpoint_dir, on_epoch=on_epoch
+    )
+
+
+def run_epochs(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    n_examples: int,
+    settings: TrainingSettings,
+    run_batch: Callable[[np.ndarray, int, np.random.Generator], float],
+    *,
+    validate: Callable[[keras.Model], float] | None = None,
+    checkpoint_dir: Path | None = None,
+    on_epoch: Callable[[dict], None] = lambda record: None,
+) -> TrainingHistory:
+    """The epoch loop shared by every sequential objective: shuffle, step, validate, keep the best, checkpoint, stop early.
+
+    `run_batch(example_indices, epoch, rng)` takes one optimiser step and returns its loss; it
+    draws any randomness (negatives, corruptions) from `rng`, seeded by `(seed, epoch)` and
+    consumed in batch order, so a resumed run sees the batches an uninterrupted one would have.
+    """
     optimizer.build(model.trainable_variables)
     history = TrainingHistory()
     best_weights = None
     if checkpoint_dir is not None and (Path(checkpoint_dir) / "state.json").is_file():
         history, best_weights = restore_training(model, optimizer, Path(checkpoint_dir))
-    step, step_epoch_group = None, None
     while history.epoch < settings.epochs and not history.stopped_early:
         epoch = history.epoch + 1
         frozen_phase = epoch <= settings.freeze_epochs and bool(settings.freeze)
-        if step is None or step_epoch_group != frozen_phase:
-            step = make_train_step(model, optimizer, trainable_for_epoch(model, settings, epoch), token_range, settings)
-            step_epoch_group = frozen_phase
         rng = np.random.default_rng([settings.seed, epoch, 7919])
-        order = rng.permutation(len(examples))
+        order = rng.permutation(n_examples)
         started = time.perf_counter()
-        losses = []
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            labels = examples.labels[batch]
-            negatives, label_log_q, negative_log_q = draw_negatives(labels, settings, token_range, rng)
-            losses.append(float(step(examples.items[batch], examples.domains[batch], labels, negatives, label_log_q, negative_log_q)))
+        losses = [run_batch(order[start : start + settings.batch_size], epoch, rng) for start in range(0, n_examples, settings.batch_size)]
         train_seconds = time.perf_counter() - started
         score = validate(model) if validate is not None else None
         history.epoch = epoch
@@ -265,7 +290,7 @@ def train_next_item(
             "epoch": epoch,
             "loss": float(np.mean(losses)),
             "valid_score": score,
-            "sequences": len(examples),
+            "sequences": n_examples,
             "train_seconds": round(train_seconds, 3),
             "frozen": list(settings.freeze) if frozen_phase else [],
         }
@@ -279,7 +304,7 @@ def train_next_item(
 
 
 def save_training(
-    model: SequenceTransformer, optimizer: keras.optimizers.Optimizer, history: TrainingHistory, best_weights: list | None, folder: Path
+    model: keras.Model, optimizer: keras.optimizers.Optimizer, history: TrainingHistory, best_weights: list | None, folder: Path
 ) -> None:
     """Write `epoch-<n>/` (weights, optimiser, best weights), then publish it through `state.json`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -297,7 +322,7 @@ def save_training(
 
 
 def restore_training(
-    model: SequenceTransformer, optimizer: keras.optimizers.Optimizer, folder: Path
+    model: keras.Model, optimizer: keras.optimizers.Optimizer, folder: Path
 ) -> tuple[TrainingHistory, list | None]:
     """Load the last published epoch written by `save_training`."""
     state = json.loads((folder / "state.json").read_text())
