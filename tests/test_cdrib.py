@@ -156,7 +156,7 @@ def test_user_maps_swap_domains_for_shared_users_and_score_from_the_source_side(
     maps = user_maps(source.users, target.users, 7)
     # Rows: source users 0..3, target users 4..7, zero row 8 (global user 6 has no training rows).
     assert maps["scoring_index"].tolist() == [0, 1, 2, 3, 6, 7, 8]
-    assert maps["source_row_index"].tolist() == [4, 5, 2, 3, 8, 8, 8]
+    assert maps["source_row_index"].tolist() == [4, 5, 2, 3, 6, 7, 8]
 
 
 def test_cold_start_scores_read_only_source_side_representations() -> None:
@@ -257,3 +257,15 @@ def test_sparse_products_and_their_gradients_match_dense_and_repeat_exactly() ->
     np.testing.assert_allclose(y.numpy(), reference @ x.numpy(), rtol=1e-5)
     np.testing.assert_allclose(gradients[0], reference.T @ weights.numpy(), rtol=1e-5)
     assert all((gradient == gradients[0]).all() for gradient in gradients)
+
+
+def test_the_cdrib_stage_reads_its_own_batch_size_epochs_and_patience(tmp_path: Path) -> None:
+    from xdt.methods.cdrib import stage_context
+    from xdt.methods.context import MethodContext
+
+    path = write_config(tmp_path, TINY_CONFIG)
+    plain = MethodContext(load_config(path).config, None, None, tf.distribute.get_strategy(), None, None)
+    assert stage_context(plain) is plain
+    config = load_config(path, ["transfer.cdrib_batch_size=64", "transfer.cdrib_epochs=7"]).config
+    settings = stage_context(MethodContext(config, None, None, tf.distribute.get_strategy(), None, None)).config.transfer
+    assert (settings.batch_size, settings.epochs, settings.patience) == (64, 7, TINY_CONFIG["transfer"]["patience"])

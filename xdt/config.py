@@ -163,6 +163,11 @@ class TransferConfig(TrainingConfig):
     cdrib_beta: float = field(default=1.5, metadata=at_least(0.0))
     cdrib_margin: float = field(default=0.3, metadata=at_least(0.0))
     cdrib_user_batch: int = field(default=64, metadata=at_least(0))
+    # The cdrib stage's own batch size, epochs and early-stopping patience (null: transfer's). Each
+    # step propagates both whole graphs, so its batch size decides the cost of an epoch.
+    cdrib_batch_size: int | None = field(default=None, metadata=at_least(1))
+    cdrib_epochs: int | None = field(default=None, metadata=at_least(1))
+    cdrib_patience: int | None = field(default=None, metadata=at_least(1))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ test users, are scored from their source-side representation.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from xdt.data.protocols import SOURCE, TARGET
@@ -36,5 +38,18 @@ def train(context: MethodContext) -> CDRIB:
         f"cdrib: {model.source_users} source users, {model.target_users} target users, {model.shared_users} shared, "
         f"{model.source_edges} + {model.target_edges} edges"
     )
-    context.fit(model, stage="cdrib", cohort="cold", dataset=TwoDomainTriples(dataset))
+    stage_context(context).fit(model, stage="cdrib", cohort="cold", dataset=TwoDomainTriples(dataset))
     return model
+
+
+def stage_context(context: MethodContext) -> MethodContext:
+    """The context with transfer's batch size, epochs and patience replaced by the cdrib_* ones that are set."""
+    settings = context.config.transfer
+    overrides = {
+        name: value
+        for name, value in (("batch_size", settings.cdrib_batch_size), ("epochs", settings.cdrib_epochs), ("patience", settings.cdrib_patience))
+        if value is not None
+    }
+    if not overrides:
+        return context
+    return dataclasses.replace(context, config=dataclasses.replace(context.config, transfer=dataclasses.replace(settings, **overrides)))

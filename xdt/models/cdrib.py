@@ -465,9 +465,9 @@ def user_maps(source_users: np.ndarray, target_users: np.ndarray, num_users: int
     """Index maps from global users to rows of concat(source users, target users, zero row).
 
     Shared users (training rows in both domains) read the other domain's row for their training
-    rows (cross-domain reconstruction); every user with source training rows is scored on target
-    items from its source row; a user with target rows only from its target row; anyone else
-    from the zero row.
+    rows (cross-domain reconstruction). On target items every user with source training rows is
+    scored from its source row, a user with target rows only from its target row; on source items
+    (`source_row_index`) the other way round; anyone else from the zero row.
     """
     source_local = np.full(num_users, -1, np.int64)
     source_local[source_users] = np.arange(len(source_users))
@@ -477,7 +477,8 @@ def user_maps(source_users: np.ndarray, target_users: np.ndarray, num_users: int
     has_source, has_target = source_local >= 0, target_local >= 0
     shared = has_source & has_target
     target_row = np.where(has_target, len(source_users) + target_local, zero_row)
-    source_row = np.where(shared, target_row, np.where(has_source, source_local, zero_row))
+    # Symmetric to `scoring`: the target side for anyone with target rows, else the source side.
+    source_row = np.where(has_target, target_row, np.where(has_source, source_local, zero_row))
     scoring = np.where(has_source, source_local, target_row)
     return {
         "source_row_index": source_row.astype(np.int32),
