@@ -24,9 +24,9 @@ from xdt.runs import RunDirectory
 from xdt.session import SERIALISABLE_MODELS, load_model, open_dataset
 from xdt.transfer import transfer_method
 
-METHODS = ("ptupcdr", "dann", "joint", "finetune", "emcdr", "fusion")
+METHODS = ("ptupcdr", "dann", "joint", "finetune", "emcdr", "fusion", "cdrib")
 # Models whose call takes (users, positives, negatives) triples and returns scores (batch, 1 + k).
-PAIRWISE = ("ptupcdr", "dann", "joint", "finetune")
+PAIRWISE = ("ptupcdr", "dann", "joint", "finetune", "cdrib")
 # Stage whose first epoch is recorded in metrics.jsonl.
 FIRST_STAGE = {"ptupcdr": "meta", "emcdr": "target", "fusion": "finetune"}
 OVERRIDES = ["transfer.history_length=8", "transfer.meta_dim=8", "transfer.encoder_hidden=8"]
@@ -97,12 +97,12 @@ def test_method_trains_round_trips_and_uses_the_source_domain(experiment: Experi
     users = tf.constant(dataset.evaluation_users("test")[:16], dtype=tf.int32)
     scores = model.score_all(users).numpy()
     assert scores.shape == (16, dataset.n_items(TARGET)) and np.isfinite(scores).all()
-    offset = dataset.n_items(SOURCE) if method in ("dann", "joint") else 0
+    offset = dataset.n_items(SOURCE) if method in ("dann", "joint", "cdrib") else 0
     if method in PAIRWISE:
         triples = (users, tf.fill([16], offset), tf.fill([16], offset + 1))
         assert tuple(model(triples).shape) == (16, 2)
         assert tuple(model((users, tf.fill([16], offset), tf.fill([16, 3], offset + 1))).shape) == (16, 4)
-    if method == "joint":
+    if method in ("joint", "cdrib"):
         assert tuple(model.score_all_source(users).shape) == (16, dataset.n_items(SOURCE))
     path = tmp_path / "model.keras"
     model.save(path)

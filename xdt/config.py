@@ -155,6 +155,19 @@ class TransferConfig(TrainingConfig):
     # joint: probability of zeroing a training row's private user part, so that the shared part
     # alone (all a cold-start user has in the target domain) learns to score each domain.
     private_dropout: float = field(default=0.0, metadata=between(0.0, 0.95))
+    # cdrib (Cao et al., ICDE 2022; official defaults unless bench/README.md says otherwise):
+    # encoder layers (the last one variational), dropout before each layer, beta on the users' KL
+    # (items' KL weight 1), the contrastive hinge margin and its users per step.
+    cdrib_layers: int = field(default=3, metadata=at_least(1))
+    cdrib_dropout: float = field(default=0.3, metadata=between(0.0, 0.95))
+    cdrib_beta: float = field(default=1.5, metadata=at_least(0.0))
+    cdrib_margin: float = field(default=0.3, metadata=at_least(0.0))
+    cdrib_user_batch: int = field(default=64, metadata=at_least(0))
+    # The cdrib stage's own batch size, epochs and early-stopping patience (null: transfer's). Each
+    # step propagates both whole graphs, so its batch size decides the cost of an epoch.
+    cdrib_batch_size: int | None = field(default=None, metadata=at_least(1))
+    cdrib_epochs: int | None = field(default=None, metadata=at_least(1))
+    cdrib_patience: int | None = field(default=None, metadata=at_least(1))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from xdt.config import ExperimentConfig, config_from_dict
 from xdt.data.dataset import PreparedDataset, load_dataset
 from xdt.data.prepare import dataset_dir, dataset_fingerprint
 from xdt.errors import DataError, XdtError
+from xdt.models.cdrib import CDRIB, VariationalBipartiteEncoder
 from xdt.models.dann import DannModel, GradientReversal
 from xdt.models.emcdr import EmbeddingMapping, EmcdrModel
 from xdt.models.fusion import ContentModel, FusionModel
@@ -40,6 +41,8 @@ SERIALISABLE_MODELS = {
     "xdt>FusionModel": FusionModel,
     "xdt>ContentModel": ContentModel,
     "xdt>TwoTowerModel": TwoTowerModel,
+    "xdt>CDRIB": CDRIB,
+    "xdt>VariationalBipartiteEncoder": VariationalBipartiteEncoder,
 }
 
 

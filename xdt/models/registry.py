@@ -71,6 +71,13 @@ METHODS: dict[str, MethodEntry] = {
             True,
         ),
         MethodEntry(
+            "cdrib",
+            "xdt.methods.cdrib",
+            "CDRIB: variational graph encoders per domain, information-bottleneck and contrastive terms; cold users scored from the source side",
+            False,
+            True,
+        ),
+        MethodEntry(
             "fusion",
             "xdt.methods.fusion",
             "per-user z-scored blend of a learned transfer model, xknn and TF-IDF content scores; weights chosen on validation",
@@ -88,7 +95,7 @@ SOURCE_MODELS: dict[str, str] = {
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 # Learned methods that `fusion` can blend (transfer.fusion_base).
-FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf", "lightgcn")
+FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf", "lightgcn", "cdrib")
 SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
 
 
