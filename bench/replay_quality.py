@@ -81,12 +81,13 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Override a config value (repeatable).")
     arguments = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from rich.console import Console
+
     from xdt.experiment import prepare_if_needed
     from xdt.plots import plot_metric_per_window
     from xdt.pretrain import pretrain_source
     from xdt.progress import ConsoleReporter
     from xdt.replay import run_replay
-    from rich.console import Console
     from xdt.transfer import transfer_method
 
     loaded = build_config(arguments.config, arguments.overrides)

@@ -22,11 +22,11 @@ from xdt.data.protocols import TARGET
 from xdt.errors import XdtError
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.pretrain import pretrain_source
+from xdt.progress import SilentReporter
 from xdt.runs import RunDirectory, open_run
+from xdt.runtime import select_strategy
 from xdt.session import load_model, load_run_config, open_dataset
 from xdt.transfer import transfer_method
-from xdt.progress import SilentReporter
-from xdt.runtime import select_strategy
 from xdt.update import grow_model, replay_mix, start_update, update_run, warm_optimizer
 
 WORKTREE = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ from xdt.models.lightgcn import LightGCN, lightgcn_from_rows
 from xdt.models.matrix_factorization import MatrixFactorization
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
-from xdt.session import open_dataset, record_environment, save_model
 from xdt.runtime import precision_policy, select_strategy
+from xdt.session import open_dataset, record_environment, save_model
 from xdt.train import fit_pairwise, seed_everything
 
 SKIPPED = "skipped"

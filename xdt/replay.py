@@ -96,8 +96,8 @@ def retrain(updated: RunDirectory, reporter: Reporter) -> tuple[Any, float]:
     """A fresh model of the run's method trained from scratch on the updated run's data; the seconds it took."""
     from xdt.models.matrix_factorization import MatrixFactorization
     from xdt.runs import create_run
-    from xdt.session import load_run_config, open_dataset
     from xdt.runtime import select_strategy
+    from xdt.session import load_run_config, open_dataset
     from xdt.train import fit_pairwise, seed_everything
 
     config = load_run_config(updated)

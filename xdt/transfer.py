@@ -15,8 +15,8 @@ from xdt.models.registry import get_method
 from xdt.pretrain import SKIPPED, require_staged_task
 from xdt.progress import Reporter, SilentReporter
 from xdt.runs import STATUS_COMPLETE, RunDirectory, create_run, mark_resumed
-from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
 from xdt.runtime import precision_policy, select_strategy
+from xdt.session import check_same_data, load_model, open_dataset, record_environment, save_model
 from xdt.train import seed_everything
 
 

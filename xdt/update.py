@@ -284,8 +284,8 @@ def update_run(
 
     `settings` override the parent's `update` section (epochs, replay_ratio) for this run.
     """
-    from xdt.session import load_model, load_run_config, open_dataset, save_model
     from xdt.runtime import select_strategy
+    from xdt.session import load_model, load_run_config, open_dataset, save_model
     from xdt.train import fit_pairwise, seed_everything
 
     config = load_run_config(parent)

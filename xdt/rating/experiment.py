@@ -79,8 +79,8 @@ def run_rating_experiment(config: ExperimentConfig, *, config_text: str, reporte
     """Prepare the data if needed, train every method of `transfer.methods`, score the test ratings, write one run."""
     from xdt.experiment import prepare_if_needed
     from xdt.rating.training import run_rating_methods
-    from xdt.session import open_dataset, record_environment
     from xdt.runtime import select_strategy
+    from xdt.session import open_dataset, record_environment
 
     prepare_if_needed(config, reporter)
     dataset = open_dataset(config)

@@ -70,9 +70,9 @@ def run_sequential_experiment(
     """Prepare the data if needed, pretrain on source sequences, train and evaluate every method of `sequence.methods`."""
     from xdt.experiment import prepare_if_needed
     from xdt.report import write_experiment_report, write_report
+    from xdt.runtime import select_strategy
     from xdt.sequential.training import seed_everything
     from xdt.session import open_dataset, record_environment, save_model
-    from xdt.runtime import select_strategy
 
     prepare_if_needed(config, reporter)
     dataset = open_dataset(config)

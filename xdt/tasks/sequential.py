@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def check_config(config: ExperimentConfig, source: str) -> None:
     """The sequence methods and settings (xdt.config.check_sequence_task)."""
-    from xdt.config import check_single_device_runtime, check_sequence_task
+    from xdt.config import check_sequence_task, check_single_device_runtime
 
     check_sequence_task(config, source=source)
     check_single_device_runtime(config, source=source)
