@@ -41,39 +41,6 @@ def build_config(config: Path, overrides: list[str]):  # noqa: ANN201  (a Loaded
     return load_config(config, [f"runtime.data_dir={WORK / 'data'}", f"runtime.runs_dir={WORK / 'runs'}", *overrides])
 
 
-def markdown(records: list[dict[str, Any]], k: int, facts: dict[str, Any]) -> str:
-    """The per-window table, the cost table and the bar's verdicts."""
-    metric = f"ndcg@{k}"
-    lines = [
-        f"Replay on {facts['dataset']} (target domain), {facts['windows']} windows, start run trained in {facts['start_seconds']:.1f} s",
-        "",
-        f"| window | rows | users | none {metric} | incremental {metric} | retrain {metric} | incremental / retrain |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for record in records:
-        ratio = record["incremental"][metric] / record["retrain"][metric] if record["retrain"][metric] else float("nan")
-        lines.append(
-            f"| {record['window']} | {record['rows']:,} | {record['none']['users']:,} | {record['none'][metric]:.4f} | "
-            f"{record['incremental'][metric]:.4f} | {record['retrain'][metric]:.4f} | {ratio:.3f} |"
-        )
-    fed = [record for record in records if "seconds_to_feed" in record["incremental"]]
-    lines += ["", "| fed window | incremental s | retrain s | incremental / retrain |", "|---|---|---|---|"]
-    for record in fed:
-        seconds = (record["incremental"]["seconds_to_feed"], record["retrain"]["seconds_to_feed"])
-        lines.append(f"| {record['window']} | {seconds[0]:.1f} | {seconds[1]:.1f} | {seconds[0] / seconds[1]:.3f} |")
-    later = records[1:]
-    within = all(record["incremental"][metric] >= 0.95 * record["retrain"][metric] for record in later)
-    cheaper = all(record["incremental"]["seconds_to_feed"] < 0.2 * record["retrain"]["seconds_to_feed"] for record in fed)
-    above = all(min(record["incremental"][metric], record["retrain"][metric]) > record["none"][metric] for record in later)
-    lines += [
-        "",
-        f"- incremental within 5% of retrain's {metric} on every window after the first: {'yes' if within else 'no'}",
-        f"- incremental under a fifth of retrain's seconds for every fed window: {'yes' if cheaper else 'no'}",
-        f"- incremental and retrain both above none on every window after the first: {'yes' if above else 'no'}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     """Prepare, train the starting run, replay the windows, write the tables and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -87,7 +54,7 @@ def main() -> None:
     from xdt.plots import plot_metric_per_window
     from xdt.pretrain import pretrain_source
     from xdt.progress import ConsoleReporter
-    from xdt.replay import run_replay
+    from xdt.replay import replay_markdown, run_replay
     from xdt.transfer import transfer_method
 
     loaded = build_config(arguments.config, arguments.overrides)
@@ -111,7 +78,8 @@ def main() -> None:
 
     run_replay(start, WORK / "feedback" / start.run_id, reporter=reporter, on_window=save)
     k = int(config.evaluate.validation_metric.split("@")[1])
-    table = markdown(records, k, facts)
+    title = f"Replay on {facts['dataset']} (target domain), {facts['windows']} windows, start run trained in {facts['start_seconds']:.1f} s"
+    table = replay_markdown(records, f"ndcg@{k}", title)
     (RESULTS / "replay_quality.md").write_text(table)
     curves = {arm: {record["window"]: record[arm][f"ndcg@{k}"] for record in records} for arm in ARMS}
     plot_metric_per_window(curves, metric=f"ndcg@{k}", path=RESULTS / "replay_quality.png", title=f"Replay: {config.dataset.name}")

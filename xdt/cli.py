@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from xdt.commands.analysis import register as register_analysis_commands
+from xdt.commands.replay import register as register_replay_command
 from xdt.commands.update import register as register_update_command
 from xdt.config import LoadedConfig, config_from_dict, load_config, read_config_text
 from xdt.errors import XdtError
@@ -340,6 +341,7 @@ def runs_show(run: RunArgument) -> None:
 
 register_analysis_commands(app, runs_app)
 register_update_command(app)
+register_replay_command(app)
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ windows before w), then fed back. Three arms see the same windows:
 
 - none: the starting run, never updated;
 - incremental: `xdt update` with window w as the feedback file (warm start, replayed old rows);
-- retrain: a fresh model of the same method trained from scratch for `transfer.epochs` epochs on
-  the same data the incremental arm then holds (training rows and windows 1..w).
+- retrain: a fresh target-only MF (target_mf's model) trained from scratch for `transfer.epochs`
+  epochs on the same data the incremental arm then holds (training rows and windows 1..w); for a
+  finetune or cmf start run this is the target-only reference, not a retrain of that method.
 
 Window 1 is scored before any feedback, so all arms start from the starting run there; the last
 window is scored and not fed (nothing would score the result). Seconds are wall-clock: for the
@@ -35,6 +36,9 @@ from xdt.progress import Reporter, SilentReporter
 from xdt.runs import RunDirectory
 
 ARMS = ("none", "incremental", "retrain")
+REPLAY_JSON = "replay.json"
+REPLAY_MARKDOWN = "replay.md"
+REPLAY_PLOT = "replay.png"
 
 
 def window_of(timestamps: np.ndarray, windows: int) -> np.ndarray:
@@ -125,17 +129,20 @@ def run_replay(
     *,
     reporter: Reporter = SilentReporter(),
     on_window: Callable[[dict[str, Any]], None] = lambda record: None,
+    windows_count: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every arm's metrics (and seconds) per window, starting from `start`; feedback files are written into `folder`.
 
     `on_window` receives each window's record as soon as it is complete, so a long replay leaves partial results.
+    `windows_count` overrides the run's update.feedback_windows.
     """
     from xdt.session import load_model, load_run_config, open_dataset
-    from xdt.update import update_run
+    from xdt.update import check_parent, update_run
 
     config = load_run_config(start)
+    check_parent(start, config)
     dataset = open_dataset(config)
-    windows = feedback_windows(dataset, config.update.feedback_windows)
+    windows = feedback_windows(dataset, windows_count or config.update.feedback_windows)
     k = int(config.evaluate.validation_metric.split("@")[1])
     batch = config.evaluate.batch_size
     base = load_model(start)
@@ -165,3 +172,70 @@ def run_replay(
         records.append(record)
         on_window(record)
     return records
+
+
+def replay_markdown(records: list[dict[str, Any]], metric: str, title: str) -> str:
+    """The per-window quality table, the cost table and the issue's three verdicts, as Markdown."""
+    lines = [
+        title,
+        "",
+        f"| window | rows | users | none {metric} | incremental {metric} | retrain {metric} | incremental / retrain |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for record in records:
+        ratio = record["incremental"][metric] / record["retrain"][metric] if record["retrain"][metric] else float("nan")
+        lines.append(
+            f"| {record['window']} | {record['rows']:,} | {record['none']['users']:,} | {record['none'][metric]:.4f} | "
+            f"{record['incremental'][metric]:.4f} | {record['retrain'][metric]:.4f} | {ratio:.3f} |"
+        )
+    fed = [record for record in records if "seconds_to_feed" in record["incremental"]]
+    lines += ["", "| fed window | incremental s | retrain s | incremental / retrain |", "|---|---|---|---|"]
+    for record in fed:
+        seconds = (record["incremental"]["seconds_to_feed"], record["retrain"]["seconds_to_feed"])
+        lines.append(f"| {record['window']} | {seconds[0]:.1f} | {seconds[1]:.1f} | {seconds[0] / seconds[1]:.3f} |")
+    later = records[1:]
+    within = all(record["incremental"][metric] >= 0.95 * record["retrain"][metric] for record in later)
+    cheaper = all(record["incremental"]["seconds_to_feed"] < 0.2 * record["retrain"]["seconds_to_feed"] for record in fed)
+    above = all(min(record["incremental"][metric], record["retrain"][metric]) > record["none"][metric] for record in later)
+    lines += [
+        "",
+        f"- incremental within 5% of retrain's {metric} on every window after the first: {'yes' if within else 'no'}",
+        f"- incremental under a fifth of retrain's seconds for every fed window: {'yes' if cheaper else 'no'}",
+        f"- incremental and retrain both above none on every window after the first: {'yes' if above else 'no'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replay_run(start: RunDirectory, *, windows_count: int | None = None, reporter: Reporter = SilentReporter()) -> RunDirectory:
+    """`xdt replay`: the protocol from `start` into a new run (kind replay, parent `start`).
+
+    The run holds the feedback files (feedback/), replay.json (rewritten after every window, so an
+    interrupted replay leaves the windows it finished), and at the end replay.md (the tables and
+    verdicts) and replay.png (the metric per window, per arm).
+    """
+    from xdt.plots import plot_metric_per_window
+    from xdt.runs import STATUS_COMPLETE, create_run
+    from xdt.session import load_run_config, open_dataset
+    from xdt.update import check_parent
+
+    config = load_run_config(start)
+    check_parent(start, config)
+    feedback_windows(open_dataset(config), windows_count or config.update.feedback_windows)  # refuses before a run exists
+    metric = f"ndcg@{config.evaluate.validation_metric.split('@')[1]}"
+    run = create_run(
+        Path(config.runtime.runs_dir), config.experiment, kind="replay", config_text=(start.path / "config.yaml").read_text(),
+        resolved=config.to_dict(), seed=config.seed, method=start.info().get("method"), parent=start,
+    )  # fmt: skip
+    records: list[dict[str, Any]] = []
+
+    def save(record: dict[str, Any]) -> None:
+        records.append(record)
+        run.write_json(REPLAY_JSON, {"start_run": str(start.path), "metric": metric, "windows": records})
+
+    run_replay(start, run.path / "feedback", reporter=reporter, on_window=save, windows_count=windows_count)
+    title = f"Replay of {start.path} ({config.dataset.name}, target domain), {len(records)} windows"
+    (run.path / REPLAY_MARKDOWN).write_text(replay_markdown(records, metric, title))
+    curves = {arm: {record["window"]: record[arm][metric] for record in records} for arm in ARMS}
+    plot_metric_per_window(curves, metric=metric, path=run.path / REPLAY_PLOT, title=f"Replay: {config.dataset.name}")
+    run.update_info(status=STATUS_COMPLETE, windows=len(records))
+    return run
