@@ -49,7 +49,7 @@ def test_wrong_type_names_file_key_expected_and_received(tmp_path: Path) -> None
 def test_out_of_range_and_bad_choice(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"dataset.cold_fraction: expected a value <= 1, received 1.5"):
         load_config(write(tmp_path, BASE.replace("synthetic", "cold_fraction: 1.5\n  synthetic")))
-    with pytest.raises(ConfigError, match=r"runtime.strategy: expected one of auto, default, mirrored, tpu, received 'mirror' \(string\). Did you mean 'mirrored'\?"):
+    with pytest.raises(ConfigError, match=r"runtime.strategy: expected one of auto, default, mirrored, multi_worker, tpu, received 'mirror' \(string\). Did you mean 'mirrored'\?"):
         load_config(write(tmp_path, BASE + "runtime: {strategy: mirror}\n"))
     with pytest.raises(ConfigError, match=r"transfer.methods\[1\]: unknown name 'emcrd'. Did you mean 'emcdr'\?"):
         load_config(write(tmp_path, BASE + "transfer: {methods: [finetune, emcrd]}\n"))

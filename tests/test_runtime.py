@@ -1,5 +1,10 @@
 """runtime.strategy / precision / jit_compile: the TPU path with its resolver mocked, dtype policies, XLA, and refusals."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -117,3 +122,85 @@ def test_rating_and_sequential_refuse_runtime_settings_they_would_ignore(tmp_pat
     key = setting.split("=")[0]
     with pytest.raises(ConfigError, match=rf"{key}: task sequential trains on one device in float32 without XLA .*Received: "):
         load_config(write_config(tmp_path, config), [setting])
+
+
+@pytest.mark.parametrize(
+    ("tf_config", "found"),
+    [
+        ("{not json", "JSONDecodeError"),
+        ('{"cluster": {}}', "KeyError: 'worker'"),
+        ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 1}}', "is not one of the 1 workers"),
+    ],
+)
+def test_multi_worker_names_a_malformed_tf_config(monkeypatch: pytest.MonkeyPatch, tf_config: str, found: str) -> None:
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(XdtError, match=r"runtime.strategy: multi_worker: the TF_CONFIG environment variable must be JSON") as caught:
+        runtime.select_strategy("multi_worker")
+    assert found in str(caught.value) and repr(tf_config) in str(caught.value)
+
+
+def test_multi_worker_refuses_emcdr_whose_mapping_uses_fit(tmp_path: Path) -> None:
+    path = write_config(tmp_path, TINY_CONFIG)
+    with pytest.raises(ConfigError, match=r"transfer.methods\[3\]: emcdr cannot train under runtime.strategy: multi_worker"):
+        load_config(path, ["runtime.strategy=multi_worker"])
+    load_config(path, ["runtime.strategy=multi_worker", "transfer.methods=[target_mf, finetune]"])
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def trained_weights(runs_dir: Path) -> dict[str, list[np.ndarray]]:
+    from xdt.runs import iter_runs
+    from xdt.session import load_model
+
+    return {run.info()["method"]: load_model(run).get_weights() for run in iter_runs(runs_dir)}
+
+
+@pytest.mark.slow
+def test_two_local_workers_train_the_weights_of_one(tmp_path: Path) -> None:
+    """`xdt run` as two worker processes under multi_worker (TF_CONFIG on loopback ports) against one default process."""
+    config = {**TINY_CONFIG, "transfer": {**TINY_CONFIG["transfer"], "methods": ["target_mf", "finetune"]}}
+    path = write_config(tmp_path, config)
+    ports = free_ports(2)
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "xdt", "run", str(path)]
+
+    def folders(name: str) -> list[str]:
+        return ["--set", f"runtime.runs_dir={tmp_path / name / 'runs'}", "--set", f"runtime.data_dir={tmp_path / name / 'data'}"]
+
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    workers = [
+        subprocess.Popen(
+            [*command, "--set", "runtime.strategy=multi_worker", *folders(f"worker{index}")],
+            env={**environment, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for index in range(2)
+    ]
+    single = subprocess.run([*command, "--set", "runtime.strategy=default", *folders("single")], env=environment, capture_output=True, text=True)
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert single.returncode == 0, single.stdout + single.stderr
+    first, second, alone = (trained_weights(tmp_path / name / "runs") for name in ("worker0", "worker1", "single"))
+    assert sorted(first) == sorted(alone) == ["finetune", "mf", "target_mf"]
+    for method in alone:
+        assert all(np.array_equal(a, b) for a, b in zip(first[method], second[method]))  # every worker applies the same update
+    # Target batches (256 rows) split evenly over the 2 workers, the last one too: one worker's weights.
+    target_rows = load_dataset_rows(tmp_path / "single" / "data")
+    assert target_rows % 256 % 2 == 0, f"the tiny data changed ({target_rows} target training rows): pick a config whose last batch splits evenly"
+    assert max(float(np.abs(a - b).max()) for a, b in zip(first["target_mf"], alone["target_mf"])) < 1e-5
+    # The source domain's last batch (an odd row count) splits 32/31: the L2 term, a mean over each
+    # worker's own rows, is then weighted per worker (the data loss is reweighted exactly): close, not equal.
+    assert max(float(np.abs(a - b).max()) for a, b in zip(first["mf"], alone["mf"])) < 5e-3
+
+
+def load_dataset_rows(data_dir: Path) -> int:
+    (manifest,) = data_dir.glob("*/manifest.json")
+    return json.loads(manifest.read_text())["domains"]["target"]["splits"]["train"]["rows"]

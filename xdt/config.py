@@ -200,8 +200,9 @@ class RecommendConfig:
 class RuntimeConfig:
     """Where and how computations run."""
 
-    # xdt.runtime: auto (mirrored when several GPUs are visible), default (one device), mirrored, tpu.
-    strategy: Literal["auto", "default", "mirrored", "tpu"] = "auto"
+    # xdt.runtime: auto (mirrored when several GPUs are visible), default (one device), mirrored,
+    # multi_worker (the cluster in TF_CONFIG; ranking only, not emcdr), tpu.
+    strategy: Literal["auto", "default", "mirrored", "multi_worker", "tpu"] = "auto"
     # tpu: the TPU name or grpc:// address for TPUClusterResolver; empty: the resolver's own discovery.
     tpu: str = ""
     # Keras dtype policy of the ranking models while they train (mixed_*: half-precision compute, float32 variables).
@@ -489,7 +490,7 @@ def check_single_device_runtime(config: ExperimentConfig, *, source: str) -> Non
     """Rating and sequential train in their own loops on one device in float32: refuse runtime settings they would ignore."""
     runtime = config.runtime
     ignored = {
-        "runtime.strategy": (runtime.strategy, runtime.strategy in ("mirrored", "tpu")),
+        "runtime.strategy": (runtime.strategy, runtime.strategy in ("mirrored", "multi_worker", "tpu")),
         "runtime.precision": (runtime.precision, runtime.precision != "float32"),
         "runtime.jit_compile": (runtime.jit_compile, runtime.jit_compile),
     }

@@ -3,6 +3,12 @@
 `runtime.strategy`:
 - `auto`: MirroredStrategy over all GPUs when more than one is visible, else the default strategy;
 - `default`: one device; `mirrored`: MirroredStrategy over every local GPU (or the CPU);
+- `multi_worker`: MultiWorkerMirroredStrategy over the cluster in the `TF_CONFIG` environment
+  variable (every worker runs the same command with its own `task.index`; without TF_CONFIG, one
+  worker with its local devices). Keras 3's `fit` fails under this strategy (keras-team/keras#20585),
+  so ranking training runs its own distributed step there (`xdt.train.train_epoch`); rating and
+  sequential refuse it. Each worker writes its own run directory: give each its own
+  `runtime.runs_dir` and `runtime.data_dir` (the test does), or a node-local disk;
 - `tpu`: TPUStrategy through a TPUClusterResolver for `runtime.tpu` (a name or grpc:// address;
   empty: the resolver's own discovery, as on a Cloud TPU VM). This path is tested here only with
   the resolver mocked at its boundary: it has not been run on TPU hardware.
@@ -15,6 +21,8 @@ in a LossScaleOptimizer. Losses and evaluation scores are computed in float32.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,10 +39,44 @@ def select_strategy(name: str, *, tpu: str = "") -> tf.distribute.Strategy:
     """The strategy `runtime.strategy` names (see the module docstring)."""
     if name == "tpu":
         return tpu_strategy(tpu)
+    if name == "multi_worker":
+        return multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+_MULTI_WORKER: dict[str, tf.distribute.Strategy] = {}
+
+
+def multi_worker_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy from TF_CONFIG, after checking that TF_CONFIG names this worker in its cluster.
+
+    Created once per process and reused by every later stage: TensorFlow's collective ops are
+    configured once, and a second instance in the same process breaks the workers' rendezvous.
+    """
+    text = os.environ.get("TF_CONFIG", "")
+    if text in _MULTI_WORKER:
+        return _MULTI_WORKER[text]
+    if text:
+        try:
+            cluster = json.loads(text)
+            workers, task = cluster["cluster"]["worker"], cluster["task"]
+            if task["type"] != "worker" or not 0 <= int(task["index"]) < len(workers):
+                raise ValueError(f"task {task} is not one of the {len(workers)} workers")
+        except (ValueError, KeyError, TypeError) as error:
+            raise XdtError(
+                "runtime.strategy: multi_worker: the TF_CONFIG environment variable must be JSON "
+                '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}; '
+                f"{type(error).__name__}: {error}. Received: {text!r}"
+            ) from None
+    return _MULTI_WORKER.setdefault(text, tf.distribute.MultiWorkerMirroredStrategy())
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """True for MultiWorkerMirroredStrategy, under which Keras' fit cannot run (see the module docstring)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def tpu_strategy(address: str) -> tf.distribute.Strategy:
@@ -51,7 +93,7 @@ def tpu_strategy(address: str) -> tf.distribute.Strategy:
 
 def describe_strategy(strategy: tf.distribute.Strategy) -> dict[str, Any]:
     """Strategy class, replica count and devices, for env.json."""
-    if isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.TPUStrategy)):
+    if isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.TPUStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
         devices = list(strategy.extended.worker_devices)
     else:
         devices = [device.name for device in tf.config.list_logical_devices()]

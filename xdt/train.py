@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -20,6 +21,7 @@ from xdt.data.dataset import PreparedDataset
 from xdt.losses import ranking_loss
 from xdt.progress import EpochReport
 from xdt.runs import RunDirectory, write_json_atomic
+from xdt.runtime import is_multi_worker
 
 KILL_AFTER_EPOCH_VARIABLE = "XDT_KILL_AFTER_EPOCH"
 
@@ -103,6 +105,51 @@ def epoch_batches(users: np.ndarray, positives: np.ndarray, negatives: np.ndarra
     return tf.data.Dataset.from_tensor_slices(((users, positives, negatives), labels)).batch(batch_size)
 
 
+def train_epoch(model: keras.Model, batches: tf.data.Dataset, strategy: tf.distribute.Strategy) -> float:
+    """One pass over `batches`; the epoch's mean training loss.
+
+    Keras' `fit` everywhere but under MultiWorkerMirroredStrategy, where it fails
+    (keras-team/keras#20585): there each global batch is split across the workers (tf.data DATA
+    auto-sharding) and the model's own `train_step` runs through `strategy.run`; gradients are
+    all-reduced by the optimiser, so every worker applies the same update. The loss is what fit
+    reports too: the model's loss tracker, reset at the start of the epoch, after the last step
+    (there averaged over the replicas).
+    """
+    if not is_multi_worker(strategy):
+        history = model.fit(batches, epochs=1, shuffle=False, verbose=0)
+        return float(history.history["loss"][-1])
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    with strategy.scope():
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        distributed = strategy.experimental_distribute_dataset(batches.with_options(options))
+
+    replicas = float(strategy.num_replicas_in_sync)
+
+    def replica_step(inputs: Any, labels: tf.Tensor) -> dict[str, tf.Tensor]:
+        # Keras averages each replica's loss over its own rows and divides by the replica count, which
+        # is the global mean only when the rows split evenly; weighting each row by
+        # local rows × replicas / global rows makes the summed gradients those of the global mean
+        # on an uneven (last) batch too.
+        rows = tf.cast(tf.shape(labels)[0], tf.float32)
+        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, rows)
+        weights = tf.fill(tf.shape(labels)[:1], rows * replicas / total)
+        return model.train_step((inputs, labels, weights))
+
+    @tf.function
+    def step(batch: Any) -> tf.Tensor:
+        logs = strategy.run(replica_step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, logs["loss"], axis=None)
+
+    for metric in model.metrics:
+        metric.reset_state()
+    loss = float("nan")
+    for batch in distributed:
+        loss = float(step(batch))
+    return loss
+
+
 def save_weights_atomic(model: keras.Model, path: Path) -> None:
     """Save weights through a temporary file and an atomic rename."""
     temporary = path.with_name(f"tmp-{path.name}")
@@ -152,8 +199,7 @@ def fit_pairwise(
                 compile_model(model, training, freeze_users=False, jit_compile=jit_compile)
         started = time.perf_counter()
         users, positives, negatives = dataset.bpr_triples(domain, seed, epoch, negatives=training.negatives)
-        history = model.fit(epoch_batches(users, positives, negatives, training.batch_size), epochs=1, shuffle=False, verbose=0)
-        loss = float(history.history["loss"][-1])
+        loss = train_epoch(model, epoch_batches(users, positives, negatives, training.batch_size), strategy)
         score = validate(model) if validate is not None else None
         state.epoch = epoch
         improved = score is None or score > state.best_score

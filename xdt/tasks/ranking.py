@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from xdt.errors import ConfigError
 from xdt.tasks.base import Task, no_reporter
 
 if TYPE_CHECKING:
@@ -23,6 +24,16 @@ def check_config(config: ExperimentConfig, source: str) -> None:
     for index, method in enumerate(config.transfer.methods):
         check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
     check_name(config.transfer.fusion_base, FUSION_BASE_NAMES, key="transfer.fusion_base", source=source)
+    if config.runtime.strategy == "multi_worker":
+        # emcdr's mapping trains through Keras' fit, which fails under MultiWorkerMirroredStrategy.
+        uses = [f"transfer.methods[{index}]" for index, method in enumerate(config.transfer.methods) if method == "emcdr"]
+        if config.transfer.fusion_base == "emcdr" and "fusion" in config.transfer.methods:
+            uses.append("transfer.fusion_base")
+        if uses:
+            raise ConfigError(
+                f"{source}: {', '.join(uses)}: emcdr cannot train under runtime.strategy: multi_worker "
+                "(its mapping uses Keras' fit, which fails under MultiWorkerMirroredStrategy); drop it or use another strategy"
+            )
 
 
 def run_seed(config: ExperimentConfig, *, config_text: str, reporter: Reporter | None = None) -> ExperimentOutcome:
