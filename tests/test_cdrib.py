@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import signal
 from pathlib import Path
 
 import keras
@@ -13,13 +12,11 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import TINY_CONFIG, write_config
-from tests.test_resume import xdt
 from xdt.config import load_config
 from xdt.data.prepare import dataset_dir, prepare_dataset
 from xdt.data.protocols import TARGET
 from xdt.models.cdrib import CDRIB, PRIOR_LOG_SIGMA, DomainGraph, cdrib_from_rows, csr_matrix, gaussian_kl, hinge, sparse_matmul, user_maps
 from xdt.pretrain import pretrain_source
-from xdt.runs import iter_runs
 from xdt.session import SERIALISABLE_MODELS, load_model, open_dataset
 from xdt.transfer import transfer_method
 
@@ -214,28 +211,6 @@ def test_training_steps_reduce_the_loss_and_the_model_round_trips(tmp_path: Path
     every = np.arange(NUM_USERS, dtype="int32")
     np.testing.assert_array_equal(reloaded.score_all(every).numpy(), model.score_all(every).numpy())
     np.testing.assert_array_equal(reloaded.score_all_source(every).numpy(), model.score_all_source(every).numpy())
-
-
-def test_killed_cdrib_transfer_resumes_to_identical_results(tmp_path: Path) -> None:
-    transfer = {**TINY_CONFIG["transfer"], "methods": ["cdrib"], "epochs": 4, "patience": 4, "cdrib_layers": 2}
-    path = write_config(tmp_path, {**TINY_CONFIG, "transfer": transfer})
-    assert xdt("prepare", str(path), cwd=tmp_path).returncode == 0
-    pretrain = xdt("pretrain-source", str(path), cwd=tmp_path)
-    assert pretrain.returncode == 0, pretrain.stderr
-    parent = pretrain.stdout.strip().split("pretrain run: ")[-1]
-    reference = xdt("transfer", str(path), "--from", parent, cwd=tmp_path)
-    assert reference.returncode == 0, reference.stderr
-    reference_run = reference.stdout.strip().split(": ")[-1]
-    killed = xdt("transfer", str(path), "--from", parent, cwd=tmp_path, env={"XDT_KILL_AFTER_EPOCH": "2"})
-    assert killed.returncode == -signal.SIGKILL
-    interrupted = [run for run in iter_runs(tmp_path / "runs", "tiny") if run.info()["status"] == "running"]
-    assert len(interrupted) == 1
-    resumed = xdt("transfer", "--resume", str(interrupted[0].path), cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert [line["epoch"] for line in interrupted[0].metrics_history()] == [1, 2, 3, 4]
-    for run in (reference_run, str(interrupted[0].path)):
-        assert xdt("evaluate", run, cwd=tmp_path).returncode == 0
-    assert (interrupted[0].path / "results.json").read_text() == (Path(reference_run) / "results.json").read_text()
 
 
 def test_sparse_products_and_their_gradients_match_dense_and_repeat_exactly() -> None:

@@ -28,8 +28,16 @@ def xdt(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> subpro
     )
 
 
-def test_killed_transfer_resumes_to_identical_results(tmp_path: Path) -> None:
-    config = {**TINY_CONFIG, "transfer": {**TINY_CONFIG["transfer"], "methods": ["finetune"], "epochs": 5, "patience": 5}}
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"methods": ["finetune"], "epochs": 5, "patience": 5},
+        {"methods": ["cdrib"], "epochs": 4, "patience": 4, "cdrib_layers": 2},  # stateless draws keyed on the optimiser step
+    ],
+    ids=["finetune", "cdrib"],
+)
+def test_killed_transfer_resumes_to_identical_results(tmp_path: Path, settings: dict) -> None:
+    config = {**TINY_CONFIG, "transfer": {**TINY_CONFIG["transfer"], **settings}}
     path = write_config(tmp_path, config)
     assert xdt("prepare", str(path), cwd=tmp_path).returncode == 0
     pretrain = xdt("pretrain-source", str(path), cwd=tmp_path)
@@ -51,7 +59,7 @@ def test_killed_transfer_resumes_to_identical_results(tmp_path: Path) -> None:
 
     resumed = xdt("transfer", "--resume", str(interrupted[0].path), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert [line["epoch"] for line in interrupted[0].metrics_history()] == [1, 2, 3, 4, 5]
+    assert [line["epoch"] for line in interrupted[0].metrics_history()] == list(range(1, settings["epochs"] + 1))
     for run in (reference_run, str(interrupted[0].path)):
         assert xdt("evaluate", run, cwd=tmp_path).returncode == 0
     assert (interrupted[0].path / "results.json").read_text() == (Path(reference_run) / "results.json").read_text()

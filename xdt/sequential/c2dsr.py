@@ -60,8 +60,8 @@ import tensorflow as tf
 from keras import ops
 
 from xdt.sequential.data import PAD, ItemVocabulary, UserSequences, left_pad
-from xdt.sequential.training import TrainingHistory, TrainingSettings, run_epochs
-from xdt.sequential.transformer import CausalBlock
+from xdt.sequential.training import TrainingHistory, TrainingSettings, apply_gradients, run_epochs
+from xdt.sequential.transformer import CausalBlock, causal_attention_mask
 
 SOURCE_ID, TARGET_ID = 1, 2
 
@@ -185,9 +185,7 @@ class CausalEncoder(keras.layers.Layer):
         positions = ops.arange(self.max_length - length, self.max_length, dtype="int32")
         hidden = self.input_dropout(hidden + self.position_embedding(positions)[None], training=training)
         hidden = hidden * ops.cast(valid, hidden.dtype)[..., None]
-        causal = ops.tril(ops.ones((length, length), dtype="bool"))
-        diagonal = ops.eye(length, dtype="bool")
-        attention_mask = ops.logical_and(causal[None], ops.logical_or(valid[:, None, :], diagonal[None]))
+        attention_mask = causal_attention_mask(valid, length)
         for block in self.blocks:
             hidden = block(hidden, attention_mask, training=training)
         return self.output_norm(hidden)
@@ -500,11 +498,7 @@ def train_c2dsr(
                 model, items, labels, source_labels, target_labels, corrupted_sources, corrupted_targets, weight=weight,
                 source_negatives=source_negatives if sampled else None, target_negatives=target_negatives if sampled else None,
             )
-        gradients = tape.gradient(loss, variables)
-        gradients = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
-        if settings.clip_norm is not None:
-            gradients, _ = tf.clip_by_global_norm(gradients, settings.clip_norm)
-        optimizer.apply(gradients, variables)
+        apply_gradients(optimizer, tape.gradient(loss, variables), variables, settings.clip_norm)
         return loss
 
     def run_batch(batch: np.ndarray, epoch: int, rng: np.random.Generator) -> float:

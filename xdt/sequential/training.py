@@ -183,14 +183,18 @@ def make_train_step(
                 model, items, domains, labels, negatives, token_range[0], token_range[1], full,
                 label_log_q=label_log_q, negative_log_q=negative_log_q,
             )
-        gradients = tape.gradient(loss, variables)
-        gradients = [tf.convert_to_tensor(gradient) if gradient is not None else tf.zeros_like(variable) for gradient, variable in zip(gradients, variables)]
-        if settings.clip_norm is not None:
-            gradients, _ = tf.clip_by_global_norm(gradients, settings.clip_norm)
-        optimizer.apply(gradients, variables)
+        apply_gradients(optimizer, tape.gradient(loss, variables), variables, settings.clip_norm)
         return loss
 
     return step
+
+
+def apply_gradients(optimizer: keras.optimizers.Optimizer, gradients: Sequence, variables: Sequence, clip_norm: float | None) -> None:
+    """Apply `gradients` (None → zeros, IndexedSlices → dense), clipped to `clip_norm` in global norm when set."""
+    dense = [tf.convert_to_tensor(gradient) if gradient is not None else tf.zeros_like(variable) for gradient, variable in zip(gradients, variables)]
+    if clip_norm is not None:
+        dense, _ = tf.clip_by_global_norm(dense, clip_norm)
+    optimizer.apply(dense, variables)
 
 
 def trainable_for_epoch(model: SequenceTransformer, settings: TrainingSettings, epoch: int) -> list[keras.Variable]:

@@ -196,11 +196,7 @@ class SequenceTransformer(keras.Model):
         hidden = hidden + self.position_embedding(positions)[None]
         hidden = self.input_dropout(hidden, training=training)
         hidden = hidden * ops.cast(valid, hidden.dtype)[..., None]
-        causal = ops.tril(ops.ones((length, length), dtype="bool"))
-        # Padding keys are masked, but every query may see itself: a padding query with no key
-        # left would get uniform attention over all keys (Keras' masked softmax), later ones too.
-        diagonal = ops.eye(length, dtype="bool")
-        attention_mask = ops.logical_and(causal[None], ops.logical_or(valid[:, None, :], diagonal[None]))
+        attention_mask = causal_attention_mask(valid, length)
         for block in self.blocks:
             hidden = block(hidden, attention_mask, training=training)
         hidden = self.output_norm(hidden)
@@ -243,6 +239,17 @@ class SequenceTransformer(keras.Model):
             "text_with_ids": self.text_with_ids,
             "score_temperature": self.score_temperature,
         }
+
+
+def causal_attention_mask(valid: Any, length: int) -> Any:
+    """`(batch, length, length)`: query i sees keys j <= i that are not padding, and always itself.
+
+    Padding keys are masked, but every query may see itself: a padding query with no key left
+    would get uniform attention over all keys (Keras' masked softmax), later ones too.
+    """
+    causal = ops.tril(ops.ones((length, length), dtype="bool"))
+    diagonal = ops.eye(length, dtype="bool")
+    return ops.logical_and(causal[None], ops.logical_or(valid[:, None, :], diagonal[None]))
 
 
 def unit_length(vectors: Any) -> Any:
