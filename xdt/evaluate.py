@@ -82,7 +82,8 @@ def rank_items(
         top_scores[start : start + len(batch)] = values.numpy()
         if relevant is not None:
             rows = slice(start, start + len(batch))
-            higher[rows], tied[rows] = relevant_positions(scores.numpy(), relevant_lists[rows], slots=higher.shape[1])
+            # np.asarray reads a CPU tensor in place; .numpy() would copy the (batch, items) scores first.
+            higher[rows], tied[rows] = relevant_positions(np.asarray(scores), relevant_lists[rows], slots=higher.shape[1])
             best_rank[rows] = 1 + higher[rows].min(axis=1)
         progress(len(batch))
     ranking = Ranking(users=users, top_items=top_items, top_scores=top_scores, best_relevant_rank=best_rank)
