@@ -8,7 +8,9 @@ Both train `score(u, i) = user_u · item_i + bias_i` with the BPR loss and xdt's
 (l2 · mean over the batch of ‖user‖² + Σ‖candidate item‖²), Adam with Keras' defaults (β 0.9/0.999,
 ε 1e-7), on exactly the triples `PreparedDataset.bpr_triples` draws for each epoch, starting from
 the same initial tables. Before timing, both compute the loss of the first batch from those tables;
-they must agree within 1e-5 (the same model and objective). After one epoch on the same batches
+they must agree within 1e-5 with each other and with a float64 numpy computation of the same loss
+(the same model and objective; without PyTorch installed the bench says so, checks xdt against
+numpy and times xdt alone). After one epoch on the same batches
 the tables drift apart, and the JSON reports by how much: Keras' Adam adds ε to √v before the
 bias correction (update α·m/(√v + ε)), PyTorch's to √v̂ (an effective ε/√(1−β₂ᵗ), 30× larger at
 step 1), and BPR's per-row gradients (order 1e-6 here) are small enough for the two to differ. Then the epochs are timed alternately (xdt, torch, xdt, …)
@@ -22,6 +24,7 @@ Python loop over batches. It is the PyTorch *CPU* build with its default intra-o
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -59,6 +62,26 @@ def prepared(config_path: Path, work: Path) -> tuple[Any, Any]:
     if not is_up_to_date(config):
         prepare_dataset(config)
     return config, open_dataset(config)
+
+
+def xdt_batch_loss(model: Any, users: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The loss xdt's train step minimises on one batch: mean BPR over the triples plus the model's L2 term."""
+    import keras
+
+    scores = model((users, positives, negatives))
+    return float(keras.ops.mean(-keras.ops.log_sigmoid(scores[:, 0] - scores[:, 1]))) + float(sum(model.losses))
+
+
+def numpy_batch_loss(
+    tables: list[np.ndarray], users: np.ndarray, positives: np.ndarray, negatives: np.ndarray, *, l2: float
+) -> float:
+    """The same loss from the (user, item, item-bias) tables in float64 numpy: the referee between xdt and PyTorch."""
+    user_table, item_table, bias_table = (table.astype(np.float64) for table in tables)
+    candidates = np.stack([positives, negatives], axis=1)
+    user_vectors, item_vectors = user_table[users], item_table[candidates]
+    scores = np.einsum("bd,bcd->bc", user_vectors, item_vectors) + bias_table[candidates, 0]
+    loss = np.logaddexp(0.0, -(scores[:, 0] - scores[:, 1])).mean()
+    return float(loss + l2 * (np.square(user_vectors).sum(-1) + np.square(item_vectors).sum((1, 2))).mean())
 
 
 class TorchMF:
@@ -106,11 +129,13 @@ def main() -> None:
     arguments = parse_arguments()
     import keras
     import tensorflow as tf
-    import torch
 
     from xdt.models.matrix_factorization import MatrixFactorization
     from xdt.train import compile_model, epoch_batches, seed_everything
 
+    has_torch = importlib.util.find_spec("torch") is not None
+    if not has_torch:
+        print("PyTorch is not installed: timing xdt only, no PyTorch rows (install the bench extra: pip install 'torch==2.13.0').")
     config, dataset = prepared(arguments.config, arguments.work)
     settings = config.pretrain if arguments.domain == "source" else config.transfer
     seed_everything(config.seed)
@@ -118,60 +143,68 @@ def main() -> None:
     model.build()
     compile_model(model, settings, freeze_users=False)
     tables = [model.user_embedding.embeddings.numpy(), model.item_embedding.embeddings.numpy(), model.item_bias.embeddings.numpy()]
-    reference = TorchMF(*tables, l2=settings.l2, learning_rate=settings.optimizer.learning_rate)
 
     users, positives, negatives = dataset.bpr_triples(arguments.domain, config.seed, 1)
     first = slice(0, settings.batch_size)
-    keras_scores = model((users[first], positives[first], negatives[first]))
-    keras_loss = float(keras.ops.mean(-keras.ops.log_sigmoid(keras_scores[:, 0] - keras_scores[:, 1]))) + float(sum(model.losses))
-    with torch.no_grad():
-        torch_loss = float(reference.loss(*(torch.from_numpy(array[first].astype(np.int64)) for array in (users, positives, negatives))))
-    same_loss = abs(keras_loss - torch_loss) <= 1e-5
-    print(f"first-batch loss: xdt {keras_loss:.7f}  torch {torch_loss:.7f}  ({'equal' if same_loss else 'DIFFERENT'} within 1e-5)")
-    if not same_loss:
-        raise SystemExit(1)
+    batch = (users[first], positives[first], negatives[first])
+    losses = {"xdt": xdt_batch_loss(model, *batch), "numpy": numpy_batch_loss(tables, *batch, l2=settings.l2)}
 
     def xdt_epoch(epoch: int) -> float:
         triples = dataset.bpr_triples(arguments.domain, config.seed, epoch)
         history = model.fit(epoch_batches(*triples, settings.batch_size), epochs=1, shuffle=False, verbose=0)
         return float(history.history["loss"][-1])
 
-    def torch_epoch(epoch: int) -> float:
-        return reference.epoch(*dataset.bpr_triples(arguments.domain, config.seed, epoch), settings.batch_size)
+    epochs: dict[str, Any] = {"xdt": xdt_epoch}
+    if has_torch:
+        import torch
 
-    xdt_epoch(1)
-    torch_epoch(1)
-    drift = float(np.max(np.abs(model.item_embedding.embeddings.numpy() - reference.item.weight.detach().numpy())))
-    print(f"after one identical epoch: max |item table difference| {drift:.2e}")
-    timings: dict[str, list[float]] = {"xdt": [], "torch": []}
+        reference = TorchMF(*tables, l2=settings.l2, learning_rate=settings.optimizer.learning_rate)
+        with torch.no_grad():
+            losses["torch"] = float(reference.loss(*(torch.from_numpy(array.astype(np.int64)) for array in batch)))
+        epochs["torch"] = lambda epoch: reference.epoch(*dataset.bpr_triples(arguments.domain, config.seed, epoch), settings.batch_size)
+    same_loss = max(losses.values()) - min(losses.values()) <= 1e-5
+    print("first-batch loss: " + "  ".join(f"{name} {value:.7f}" for name, value in losses.items())
+          + f"  ({'equal' if same_loss else 'DIFFERENT'} within 1e-5)")
+    if not same_loss:
+        raise SystemExit(1)
+
+    for run in epochs.values():
+        run(1)
+    drift = None
+    if has_torch:
+        drift = float(np.max(np.abs(model.item_embedding.embeddings.numpy() - reference.item.weight.detach().numpy())))
+        print(f"after one identical epoch: max |item table difference| {drift:.2e}")
+    timings: dict[str, list[float]] = {name: [] for name in epochs}
+    names = list(epochs)
     for epoch in range(2, 2 + arguments.epochs):
-        for name, run in (("xdt", xdt_epoch), ("torch", torch_epoch)) if epoch % 2 == 0 else (("torch", torch_epoch), ("xdt", xdt_epoch)):
+        for name in names if epoch % 2 == 0 else names[::-1]:
             started = time.perf_counter()
-            run(epoch)
+            epochs[name](epoch)
             timings[name].append(time.perf_counter() - started)
     rows = len(users)
+    seconds_per_epoch = {name: float(np.median(values)) for name, values in timings.items()}
     result = {
         "config": str(arguments.config),
         "domain": arguments.domain,
         "rows_per_epoch": rows,
         "batch_size": settings.batch_size,
         "embedding_dim": settings.embedding_dim,
-        "first_batch_loss": {"xdt": keras_loss, "torch": torch_loss},
+        "first_batch_loss": losses,
         "table_drift_after_one_epoch": drift,
-        "seconds_per_epoch": {name: float(np.median(values)) for name, values in timings.items()},
+        "seconds_per_epoch": seconds_per_epoch,
         "all_seconds": timings,
-        "ratio_xdt_to_torch": float(np.median(timings["xdt"]) / np.median(timings["torch"])),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "torch": torch.__version__},
-        "torch_threads": torch.get_num_threads(),
+        "ratio_xdt_to_torch": seconds_per_epoch["xdt"] / seconds_per_epoch["torch"] if has_torch else None,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "torch": torch.__version__ if has_torch else None},
+        "torch_threads": torch.get_num_threads() if has_torch else None,
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "load_average": os.getloadavg(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
     }
-    for name in ("xdt", "torch"):
-        seconds = result["seconds_per_epoch"][name]
+    for name, seconds in seconds_per_epoch.items():
         print(f"  {name:<5} {seconds:7.2f} s/epoch  {rows / seconds:>10,.0f} rows/s")
-    print(f"  xdt / torch time per epoch: {result['ratio_xdt_to_torch']:.2f} (goal ≤ 1.0)")
+    if has_torch:
+        print(f"  xdt / torch time per epoch: {result['ratio_xdt_to_torch']:.2f} (goal ≤ 1.0)")
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  → {arguments.output}")

@@ -146,18 +146,44 @@ def test_test_excludes_choose_the_masked_splits() -> None:
         evaluate("test", test_excludes=["test"])
 
 
-def masked_reference(scores: np.ndarray, seen: sparse.csr_matrix, relevant: sparse.csr_matrix, k: int) -> tuple:
-    """Mask seen items to -inf, rank by a stable sort (lower index first on ties), count by a full sort."""
-    from xdt.evaluate import relevant_positions
+def counted_positions(scores: np.ndarray, lists: list[np.ndarray], slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """`relevant_positions` the obvious way: per relevant item, count the row's scores above it and equal to it."""
+    higher = np.zeros((len(lists), slots), dtype=np.int64)
+    tied = np.zeros((len(lists), slots), dtype=np.int64)
+    for row, items in enumerate(lists):
+        higher[row] = np.sum(scores[row] > -np.inf)
+        for slot, item in enumerate(items):
+            value = scores[row, item]
+            higher[row, slot] = np.sum(scores[row] > value)
+            tied[row, slot] = 0 if value == -np.inf else np.sum(scores[row] == value)
+    return higher, tied
 
+
+def masked_reference(scores: np.ndarray, seen: sparse.csr_matrix, relevant: sparse.csr_matrix, k: int) -> tuple:
+    """Mask seen items to -inf, rank by a stable sort (lower index first on ties), count item by item."""
     masked = scores.copy()
     for user in range(len(scores)):
         masked[user, seen[user].indices] = -np.inf
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
     lists = [relevant[user].indices for user in range(len(scores))]
-    slots = max(max(len(items) for items in lists), 1)
-    higher, tied = relevant_positions(masked, lists, slots=slots)
+    higher, tied = counted_positions(masked, lists, max(max(len(items) for items in lists), 1))
     return order, np.take_along_axis(masked, order, axis=1), higher, tied
+
+
+def test_relevant_positions_counts_the_same_by_comparison_and_by_sort() -> None:
+    """Rows under and at `SORT_FROM_RELEVANT` relevant items take the two code paths; both equal plain counting."""
+    from xdt.evaluate import SORT_FROM_RELEVANT, relevant_positions
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(6, 30)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    sizes = [1, 2, SORT_FROM_RELEVANT - 1, SORT_FROM_RELEVANT, SORT_FROM_RELEVANT + 5, 0]
+    lists = [rng.choice(30, size=size, replace=False) for size in sizes]
+    slots = max(sizes)
+    higher, tied = relevant_positions(scores, lists, slots=slots)
+    expected_higher, expected_tied = counted_positions(scores, lists, slots)
+    np.testing.assert_array_equal(higher, expected_higher)
+    np.testing.assert_array_equal(tied, expected_tied)
 
 
 def test_rank_items_equals_masking_then_sorting_on_hard_cases() -> None:
@@ -182,3 +208,24 @@ def test_rank_items_equals_masking_then_sorting_on_hard_cases() -> None:
     np.testing.assert_array_equal(ranking.top_scores, top_scores)
     np.testing.assert_array_equal(ranking.relevant_higher, higher)
     np.testing.assert_array_equal(ranking.relevant_tied, tied)
+
+
+@pytest.mark.parametrize("n_items", [4 * 3 * 64, 1000, 100])
+def test_top_k_by_blocks_equals_tf_top_k_with_ties_and_minus_infinity(n_items: int) -> None:
+    """Blocked top_k gives tf.math.top_k's values and indices (ties to the lower index), padded or not, short rows included."""
+    import tensorflow as tf
+
+    from xdt.evaluate import top_k
+
+    rng = np.random.default_rng(n_items)
+    scores = rng.integers(0, 3, size=(7, n_items)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    scores[1] = -np.inf  # every item masked
+    scores[2, :] = -np.inf
+    scores[2, [5, n_items - 1]] = 1.0  # fewer than k finite items, one in the last (padded) block
+    scores[3] = 2.0  # all tied
+    for k in (1, 3):
+        values, indices = top_k(tf.constant(scores), k)
+        expected_values, expected_indices = tf.math.top_k(tf.constant(scores), k=k)
+        np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
+        np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
