@@ -168,6 +168,17 @@ class TransferConfig(TrainingConfig):
     cdrib_batch_size: int | None = field(default=None, metadata=at_least(1))
     cdrib_epochs: int | None = field(default=None, metadata=at_least(1))
     cdrib_patience: int | None = field(default=None, metadata=at_least(1))
+    # disencdr (Cao et al., SIGIR 2022): encoder layers (the last one variational), dropout before
+    # each layer, beta between the shared posterior's prior KL (1 - beta) and its KLs to the
+    # one-domain shared posteriors (beta), and the source's weight when the shared encoder blends
+    # the two domains. The stage's own batch size, epochs and patience (null: transfer's).
+    disencdr_layers: int = field(default=2, metadata=at_least(1))
+    disencdr_dropout: float = field(default=0.3, metadata=between(0.0, 0.95))
+    disencdr_beta: float = field(default=0.9, metadata=between(0.0, 1.0))
+    disencdr_rate: float = field(default=0.5, metadata=between(0.0, 1.0))
+    disencdr_batch_size: int | None = field(default=None, metadata=at_least(1))
+    disencdr_epochs: int | None = field(default=None, metadata=at_least(1))
+    disencdr_patience: int | None = field(default=None, metadata=at_least(1))
 
 
 @dataclass(frozen=True)

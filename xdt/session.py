@@ -13,6 +13,7 @@ from xdt.data.prepare import dataset_dir, dataset_fingerprint
 from xdt.errors import DataError, XdtError
 from xdt.models.cdrib import CDRIB, VariationalBipartiteEncoder
 from xdt.models.dann import DannModel, GradientReversal
+from xdt.models.disencdr import DisenCDR
 from xdt.models.emcdr import EmbeddingMapping, EmcdrModel
 from xdt.models.fusion import ContentModel, FusionModel
 from xdt.models.joint import JointModel
@@ -43,6 +44,7 @@ SERIALISABLE_MODELS = {
     "xdt>TwoTowerModel": TwoTowerModel,
     "xdt>CDRIB": CDRIB,
     "xdt>VariationalBipartiteEncoder": VariationalBipartiteEncoder,
+    "xdt>DisenCDR": DisenCDR,
 }
 
 

@@ -78,6 +78,13 @@ METHODS: dict[str, MethodEntry] = {
             True,
         ),
         MethodEntry(
+            "disencdr",
+            "xdt.methods.disencdr",
+            "DisenCDR: shared and domain-specific variational graph encoders with its KL regularisers; scores both domains",
+            False,
+            True,
+        ),
+        MethodEntry(
             "fusion",
             "xdt.methods.fusion",
             "per-user z-scored blend of a learned transfer model, xknn and TF-IDF content scores; weights chosen on validation",
@@ -95,7 +102,7 @@ SOURCE_MODELS: dict[str, str] = {
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 # Learned methods that `fusion` can blend (transfer.fusion_base).
-FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf", "lightgcn", "cdrib")
+FUSION_BASE_NAMES: tuple[str, ...] = ("finetune", "emcdr", "ptupcdr", "dann", "joint", "target_mf", "two_tower", "cmf", "lightgcn", "cdrib", "disencdr")
 SOURCE_MODEL_NAMES: tuple[str, ...] = tuple(SOURCE_MODELS)
 
 
