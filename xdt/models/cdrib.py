@@ -72,6 +72,25 @@ def hinge(positive: Any, negative: Any, margin: float) -> Any:
     return ops.mean(ops.relu(margin - ops.sigmoid(positive) + ops.sigmoid(negative)))
 
 
+def two_domain_bce_loss(positives: Any, scores: Any, num_source_items: int, extra_losses: list) -> Any:
+    """Binary cross-entropy of `scores` (positive, then negatives) averaged per domain and label, plus `extra_losses`.
+
+    A row is a target row when its positive's combined index is >= `num_source_items`. Divided by
+    the replica count under tf.distribute, as Keras scales compiled losses (replicas' gradients are summed).
+    """
+    is_target = ops.cast(ops.cast(positives, "int32") >= num_source_items, scores.dtype)
+    positive_loss = ops.softplus(-scores[:, 0])
+    negative_loss = ops.mean(ops.softplus(scores[:, 1:]), axis=-1)
+    loss = ops.zeros((), dtype=scores.dtype)
+    for mask in (1.0 - is_target, is_target):
+        count = ops.maximum(ops.sum(mask), 1.0)
+        loss = loss + (ops.sum(mask * positive_loss) + ops.sum(mask * negative_loss)) / count
+    for extra in extra_losses:
+        loss = loss + ops.cast(extra, loss.dtype)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
+
+
 def row_normalised(rows: np.ndarray, columns: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices `(nnz, 2)` in row-major order and values 1/deg(row) of a binary matrix's rows."""
     degree = np.bincount(rows, minlength=num_rows).astype(np.float64)
@@ -413,19 +432,7 @@ class CDRIB(keras.Model):
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True) -> Any:
         """Binary cross-entropy per domain and label (means over that domain's rows), plus the KL and contrastive terms."""
-        positives = ops.cast(x[1], "int32")
-        is_target = ops.cast(positives >= self.num_source_items, y_pred.dtype)
-        positive_loss = ops.softplus(-y_pred[:, 0])
-        negative_loss = ops.mean(ops.softplus(y_pred[:, 1:]), axis=-1)
-        loss = ops.zeros((), dtype=y_pred.dtype)
-        for mask in (1.0 - is_target, is_target):
-            count = ops.maximum(ops.sum(mask), 1.0)
-            loss = loss + (ops.sum(mask * positive_loss) + ops.sum(mask * negative_loss)) / count
-        for extra in self.losses:
-            loss = loss + ops.cast(extra, loss.dtype)
-        # Gradients of replicas are summed under tf.distribute: scale as Keras scales compiled losses.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / replicas if replicas > 1 else loss
+        return two_domain_bce_loss(x[1], y_pred, self.num_source_items, self.losses)
 
     def score_all(self, users: Any) -> Any:
         """Target scores `(batch, num_items)`; a user with source training rows from its source-side representation."""

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from xdt.models.cdrib import LEAKY_SLOPE, DomainGraph, csr_matrix, draw_seed, sparse_matmul, stream_seed
+from xdt.models.cdrib import LEAKY_SLOPE, DomainGraph, csr_matrix, draw_seed, sparse_matmul, stream_seed, two_domain_bce_loss
 from xdt.models.matrix_factorization import candidate_items
 
 DOMAINS = ("source", "target")
@@ -286,19 +286,7 @@ class DisenCDR(keras.Model):
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True) -> Any:
         """Binary cross-entropy per domain and label (means over that domain's rows), plus the KL regulariser."""
-        positives = ops.cast(x[1], "int32")
-        is_target = ops.cast(positives >= self.num_source_items, y_pred.dtype)
-        positive_loss = ops.softplus(-y_pred[:, 0])
-        negative_loss = ops.mean(ops.softplus(y_pred[:, 1:]), axis=-1)
-        loss = ops.zeros((), dtype=y_pred.dtype)
-        for mask in (1.0 - is_target, is_target):
-            count = ops.maximum(ops.sum(mask), 1.0)
-            loss = loss + (ops.sum(mask * positive_loss) + ops.sum(mask * negative_loss)) / count
-        for extra in self.losses:
-            loss = loss + ops.cast(extra, loss.dtype)
-        # Gradients of replicas are summed under tf.distribute: scale as Keras scales compiled losses.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / replicas if replicas > 1 else loss
+        return two_domain_bce_loss(x[1], y_pred, self.num_source_items, self.losses)
 
     def score_all(self, users: Any) -> Any:
         """Target scores `(batch, num_items)`."""
