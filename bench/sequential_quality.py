@@ -76,8 +76,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--b-models", default="ids,text,text_ids,text_ids_no_pretrain",
         help="(b) models to train: ids (the id transformer on train_B), text (text-only bridge), text_ids (text + in-domain ids), "
-        "text_ids_no_pretrain (the text + ids model trained on train_B alone: the control that tells transfer from text features)",
+        "text_ids_no_pretrain (the text + ids model trained on train_B alone: the control that tells transfer from text features), "
+        "unisrec / unisrec_ids (UniSRec: train_A pretraining with its two contrastive losses, cosine / --unisrec-temperature, then "
+        "train_B fine-tuning of the adaptor side with blocks and positions fixed; inductive text only / transductive text + ids)",
     )
+    parser.add_argument("--unisrec-temperature", type=float, default=0.07, help="(b) UniSRec's cosine temperature (the official 0.07)")
+    parser.add_argument("--unisrec-lambda", type=float, default=1e-3, help="(b) UniSRec's weight of the sequence-sequence loss (official 1e-3)")
+    parser.add_argument("--unisrec-drop", type=float, default=0.2, help="(b) UniSRec's item / word drop rate (official 0.2)")
     parser.add_argument(
         "--a-models", default="kitchen,finetune,finetune_kitchen",
         help="(a) models: kitchen (the Kitchen-only transformer, the baseline; leave it out to add rows to an earlier run with --merge), "
@@ -152,10 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     encode_started = time.perf_counter()
     text = encode_texts(texts, cache_dir=arguments.cache_dir, encoder_dir=encoder_dir)
     encode_seconds = time.perf_counter() - encode_started
+    dropped_text = None
+    if any(model.startswith("unisrec") for model in arguments.b_models.split(",")) and "b" in arguments.parts.split(","):
+        from xdt.sequential.unisrec import word_dropped_texts
+
+        dropped_text = encode_texts(word_dropped_texts(texts, arguments.unisrec_drop, seed=0), cache_dir=arguments.cache_dir, encoder_dir=encoder_dir)
+        print(f"word-dropped titles encoded ({time.perf_counter() - encode_started:.0f}s with the titles)", flush=True)
     print(f"data + text embeddings ({text.encoder_id[:40]}…, {text.embeddings.shape}) in {time.perf_counter() - started:.0f}s", flush=True)
     keras.config.disable_interactive_logging()
 
-    bench = SequentialBench(arguments, interactions, vocabulary, text.embeddings)
+    bench = SequentialBench(arguments, interactions, vocabulary, text.embeddings, None if dropped_text is None else dropped_text.embeddings)
     parts = set(arguments.parts.split(","))
     header = {
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(arguments).items()},
@@ -191,10 +202,13 @@ def write_report(out: Path, header: dict, runs: list[dict], wall_seconds: float)
 class SequentialBench:
     """Builds the data views once and trains/evaluates each setting for one seed."""
 
-    def __init__(self, arguments: argparse.Namespace, interactions, vocabulary, text_embeddings: np.ndarray) -> None:
+    def __init__(
+        self, arguments: argparse.Namespace, interactions, vocabulary, text_embeddings: np.ndarray, dropped_text_embeddings: np.ndarray | None = None
+    ) -> None:
         from xdt.sequential.data import evaluation_examples, user_sequences
 
         self.arguments = arguments
+        self.dropped_text_embeddings = dropped_text_embeddings
         self.interactions = interactions
         self.vocabulary = vocabulary
         self.text_embeddings = text_embeddings
@@ -232,8 +246,11 @@ class SequentialBench:
         label_domains = DOMAINS if label_domain == ALL_DOMAINS else (label_domain,)
         return training_examples(sequences, self.vocabulary, max_length=self.arguments.max_length, label_domains=label_domains)
 
-    def new_model(self, text: bool, with_ids: bool = False):
-        """An id transformer, or a text bridge: text-only items (inductive) or text + in-domain id embedding (transductive)."""
+    def new_model(self, text: bool, with_ids: bool = False, temperature: float | None = None):
+        """An id transformer, or a text bridge: text-only items (inductive) or text + in-domain id embedding (transductive).
+
+        `temperature`: the bridge's cosine temperature (default --text-temperature, 0 = dot product).
+        """
         from xdt.sequential.text_bridge import build_text_bridge
         from xdt.sequential.transformer import SequenceTransformer
 
@@ -244,12 +261,14 @@ class SequentialBench:
                 max_length=self.arguments.max_length,
                 adaptor_experts=self.arguments.adaptor_experts,
                 text_with_ids=with_ids,
-                score_temperature=self.arguments.text_temperature or None,
+                score_temperature=temperature or self.arguments.text_temperature or None,
                 **shape,
             )
         return SequenceTransformer(self.vocabulary.size, self.arguments.max_length, **shape)
 
-    def train(self, model, examples, label_domain: str, seed: int, *, epochs: int, validation=None, freeze: bool = False) -> dict:
+    def train(
+        self, model, examples, label_domain: str, seed: int, *, epochs: int, validation=None, freeze: bool = False, freeze_epochs: int | None = None
+    ) -> dict:
         from xdt.sequential.evaluation import evaluate_next_item, mean_metrics
         from xdt.sequential.training import TrainingSettings, train_next_item
 
@@ -261,7 +280,7 @@ class SequentialBench:
             negatives=self.arguments.negatives,
             negative_sampler=self.arguments.negative_sampler,
             freeze=("blocks", "positions") if freeze else (),
-            freeze_epochs=self.arguments.freeze_epochs if freeze else 0,
+            freeze_epochs=(self.arguments.freeze_epochs if freeze_epochs is None else freeze_epochs) if freeze else 0,
             patience=self.arguments.patience,
             seed=seed,
         )
@@ -313,6 +332,8 @@ class SequentialBench:
                 "wall_seconds": round(time.perf_counter() - started, 1),
             }
             row["test"], row["test_per_user_ndcg@10"] = self.test(model, history_view)
+            if setting == "b: no overlap":
+                row["collapse_diagnostics"] = self.collapse_diagnostics(model, history_view)
             if setting == "a: overlap":
                 row["test_999_sampled"] = paper_protocol_metrics(model, self.evaluation["test", history_view], self.vocabulary, seed)
             print(f"[seed {seed}] {setting} {method} ({history_view} history): {row['test']}", flush=True)
@@ -404,9 +425,79 @@ class SequentialBench:
                 variant = "text only" if key == "text" else "text + in-domain ids"
                 method = f"text_bridge, {variant} (train_A pretrain → train_B fine-tune{self.finetune_note()})" if pretrained else NO_PRETRAINING
                 record("b: no overlap", method, model, stages, "kitchen", started)
+            unisrec_variants = [key for key in ("unisrec", "unisrec_ids") if key in variants]
+            if unisrec_variants:
+                seed_everything(seed)
+                started = time.perf_counter()
+                pretrained, pretraining = self.pretrain_unisrec(seed, epochs=pretrain_epochs)
+                for key in unisrec_variants:
+                    from xdt.sequential.unisrec import copy_pretrained
+
+                    seed_everything(seed)
+                    model = self.new_model(text=True, with_ids=key == "unisrec_ids", temperature=self.arguments.unisrec_temperature)
+                    copy_pretrained(pretrained, model)
+                    stage = self.train(
+                        model, self.examples("kitchen", kitchen_only, "target"), "target", seed, epochs=epochs, validation=valid_kitchen,
+                        freeze=True, freeze_epochs=epochs,
+                    )
+                    variant = "text only, inductive" if key == "unisrec" else "text + in-domain ids, transductive"
+                    record("b: no overlap", f"unisrec, {variant} (train_A pretrain → train_B adaptor fine-tune)", model, [pretraining, stage],
+                           "kitchen", started)
         if "c" in parts:
             cold = self.cold_items(seed, cold_items)
         return {"seed": seed, "rows": rows, "cold_items": cold}
+
+    def pretrain_unisrec(self, seed: int, *, epochs: int) -> tuple:
+        """A text bridge pretrained on train_A (Food-only users) with UniSRec's two contrastive losses, and its stage record."""
+        from xdt.sequential.training import TrainingSettings
+        from xdt.sequential.unisrec import PretrainingObjective, pretrain_unisrec
+
+        model = self.new_model(text=True, temperature=self.arguments.unisrec_temperature)
+        examples = self.examples("food", self.food_only_users, "source")
+        settings = TrainingSettings(epochs=epochs, batch_size=self.arguments.batch_size, learning_rate=self.arguments.learning_rate, seed=seed)
+        objective = PretrainingObjective(seq_seq_weight=self.arguments.unisrec_lambda, drop_rate=self.arguments.unisrec_drop)
+        history = pretrain_unisrec(
+            model, examples, self.vocabulary, dropped_text_embeddings=self.dropped_text_embeddings, settings=settings, objective=objective,
+            on_epoch=lambda record: print("    unisrec pretrain", {key: record[key] for key in ("epoch", "loss", "train_seconds")}, flush=True),
+        )
+        stage = {"sequences": len(examples), "epochs": history.epoch, "train_seconds": round(history.train_seconds, 1),
+                 "sequences_per_second": round(history.sequences_per_second, 1), "losses": [round(r["loss"], 4) for r in history.epochs]}
+        return model, stage
+
+    def collapse_diagnostics(self, model, history_view: str, users: int = 300) -> dict:
+        """Is a model's ranking user-independent, and are its item vectors near-constant? (the text-only collapse of issue #7)
+
+        On `users` test users (seeded) over all Kitchen items: the mean pairwise Jaccard of their
+        top-10 lists (1 = every user gets the same list), the share of users whose top-10 is the
+        most common one, and the positive's mean rank percentile (history items not excluded); over 2,000 Kitchen items: the mean
+        pairwise cosine of their candidate vectors (1 = all the same direction) and the share of
+        variance in their first principal direction.
+        """
+        examples = self.evaluation["test", history_view]
+        rng = np.random.default_rng(0)
+        chosen = np.sort(rng.choice(len(examples), size=min(users, len(examples)), replace=False))
+        low, high = self.vocabulary.token_range("target")
+        items = np.asarray(model.candidate_vectors(np.arange(low, high)))
+        states = np.asarray(model.last_hidden({"items": examples.items[chosen], "domains": examples.domains[chosen]}))
+        scores = states @ items.T
+        top = np.argsort(-scores, axis=1)[:, :10]
+        sets = [set(row) for row in top]
+        jaccard = [len(a & b) / len(a | b) for index, a in enumerate(sets) for b in sets[index + 1:]]
+        lists, counts = np.unique(np.sort(top, axis=1), axis=0, return_counts=True)
+        positives = np.asarray(examples.targets)[chosen]
+        percentile = (scores > scores[np.arange(len(chosen)), positives][:, None]).mean(axis=1)
+        sample = items[rng.choice(len(items), size=min(2000, len(items)), replace=False)]
+        unit = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+        cosine = unit @ unit.T
+        centred = sample - sample.mean(axis=0)
+        singular = np.linalg.svd(centred, compute_uv=False) ** 2
+        return {
+            "top10_mean_jaccard": round(float(np.mean(jaccard)), 4),
+            "top10_modal_share": round(float(counts.max() / len(chosen)), 4),
+            "positive_rank_percentile": round(float(percentile.mean()), 4),
+            "item_mean_pairwise_cosine": round(float((cosine.sum() - len(unit)) / (len(unit) * (len(unit) - 1))), 4),
+            "item_first_direction_variance_share": round(float(singular[0] / singular.sum()), 4),
+        }
 
     def train_c2dsr(self, weight: float, graph_layers: int, seed: int, *, epochs: int) -> tuple:
         """C2DSR on every training user's mixed sequence (its graphs from the same sequences), early-stopped on valid NDCG@10 (mixed history)."""
@@ -725,6 +816,8 @@ PAIRS = (
     ("b: no overlap", "text_bridge, text + in-domain ids", "seq_transformer (train_B only)"),
     ("b: no overlap", "text_bridge, text + in-domain ids", NO_PRETRAINING),
     ("b: no overlap", NO_PRETRAINING, "seq_transformer (train_B only)"),
+    ("b: no overlap", "unisrec, text only", "seq_transformer (train_B only)"),
+    ("b: no overlap", "unisrec, text + in-domain ids", "seq_transformer (train_B only)"),
 )
 
 

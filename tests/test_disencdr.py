@@ -126,6 +126,25 @@ def test_the_reconstruction_loss_is_the_mean_bce_per_domain_and_label() -> None:
     assert float(value) == pytest.approx(source + target, rel=1e-6)
 
 
+def test_the_warm_up_leaves_the_shared_part_out_of_users_and_loss_until_its_last_step() -> None:
+    model = tiny_model(dropout=0.0, warmup_steps=2)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=lambda y, s: 0.0 * s[:, :1])
+    users = np.concatenate([SOURCE_ROWS[0], TARGET_ROWS[0]]).astype("int32")
+    positives = np.concatenate([SOURCE_ROWS[1], TARGET_ROWS[1] + SOURCE_ITEMS]).astype("int32")
+    negatives = np.concatenate([(SOURCE_ROWS[1] + 1) % SOURCE_ITEMS, (TARGET_ROWS[1] + 2) % TARGET_ITEMS + SOURCE_ITEMS]).astype("int32")
+    shared = [variable for variable in model.trainable_variables if "shared_user" in variable.path or "cross_user" in variable.path]
+    assert shared
+    before = [variable.numpy().copy() for variable in shared]
+    model.fit((users, positives, negatives), np.zeros((len(users), 1)), epochs=2, batch_size=len(users), verbose=0)
+    # Two warm-up steps: the shared encoder and its embeddings got no gradient (Adam moves nothing at zero gradient).
+    for old, variable in zip(before, shared):
+        np.testing.assert_array_equal(variable.numpy(), old)
+    model.fit((users, positives, negatives), np.zeros((len(users), 1)), epochs=1, batch_size=len(users), verbose=0)
+    assert any(not np.array_equal(variable.numpy(), old) for old, variable in zip(before, shared))
+    with pytest.raises(ValueError, match="warmup_steps >= 0"):
+        tiny_model(warmup_steps=-1)
+
+
 def test_training_steps_reduce_the_loss_and_the_model_round_trips(tmp_path: Path) -> None:
     model = tiny_model(dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=lambda y, s: 0.0 * s[:, :1])
@@ -147,7 +166,7 @@ def test_training_steps_reduce_the_loss_and_the_model_round_trips(tmp_path: Path
 
 def test_the_method_trains_and_its_run_directory_round_trips(tmp_path: Path) -> None:
     """Trained through `transfer_method`; the saved run scores every test user in both domains, identically on every load."""
-    transfer = {**TINY_CONFIG["transfer"], "methods": ["disencdr"], "epochs": 2, "disencdr_layers": 1}
+    transfer = {**TINY_CONFIG["transfer"], "methods": ["disencdr"], "epochs": 2, "disencdr_layers": 1, "disencdr_warmup_epochs": 1}
     loaded = load_config(write_config(tmp_path, {**TINY_CONFIG, "transfer": transfer}))
     prepare_dataset(loaded.config)
     pretrain = pretrain_source(loaded.config, config_text=loaded.text)

@@ -20,7 +20,7 @@ from xdt.data.dataset import PreparedDataset, load_dataset
 from xdt.data.protocols import TARGET
 
 runner = CliRunner()
-SEQUENCE_METHODS = ["seq_target_only", "seq_finetune", "text_bridge", "c2dsr"]
+SEQUENCE_METHODS = ["seq_target_only", "seq_finetune", "text_bridge", "c2dsr", "unisrec"]
 
 
 def invoke(*arguments: str | Path):  # noqa: ANN201
@@ -132,7 +132,7 @@ def test_recommend_rating_run_ranks_unrated_items_by_predicted_rating(rating_run
         assert not set(recommended["item"]) & set(raw_items[rated])
 
 
-@pytest.mark.parametrize("method", ["seq_finetune", "c2dsr"])
+@pytest.mark.parametrize("method", ["seq_finetune", "c2dsr", "unisrec"])
 def test_recommend_sequential_run_ranks_next_items_after_the_whole_history(
     sequential_runs: dict[str, Path], tmp_path: Path, method: str
 ) -> None:
@@ -140,7 +140,7 @@ def test_recommend_sequential_run_ranks_next_items_after_the_whole_history(
     from xdt.runs import RunDirectory
     from xdt.sequential.data import EvaluationExamples, left_pad, user_sequences
     from xdt.sequential.evaluation import rank_next_items
-    from xdt.sequential.experiment import load_sequence_model, sequence_view
+    from xdt.sequential.experiment import HISTORY, load_sequence_model, sequence_view
 
     run = sequential_runs[f"transfer:{method}"]
     dataset = dataset_of(run)
@@ -151,10 +151,12 @@ def test_recommend_sequential_run_ranks_next_items_after_the_whole_history(
     recommended = pd.DataFrame(json.loads(output.read_text()))
     assert list(recommended.columns) == ["user", "rank", "item", "title", "score", "cohort"]
 
-    # Reference: the evaluation ranking of one example whose history is everything the user did, source and target.
+    # Reference: the evaluation ranking of one example whose history is everything the user did in the
+    # method's history domains (source and target; target only for unisrec).
+    assert HISTORY[method] == (("target",) if method == "unisrec" else ("source", "target"))
     config = config_from_dict(json.loads((run / "resolved.json").read_text()))
     interactions, vocabulary = sequence_view(dataset)
-    sequences = user_sequences(interactions, vocabulary, domains=("source", "target"), splits=("train", "valid", "test"))
+    sequences = user_sequences(interactions, vocabulary, domains=HISTORY[method], splits=("train", "valid", "test"))
     (position,) = np.flatnonzero(sequences.users == user)
     history = left_pad(sequences.sequence(position), config.sequence.max_length)[None]
     rows = dataset.rows(TARGET, "train", "valid", "test")

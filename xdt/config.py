@@ -179,6 +179,8 @@ class TransferConfig(TrainingConfig):
     disencdr_batch_size: int | None = field(default=None, metadata=at_least(1))
     disencdr_epochs: int | None = field(default=None, metadata=at_least(1))
     disencdr_patience: int | None = field(default=None, metadata=at_least(1))
+    # The official warm-up: the first epochs train the specific encoders alone (the official code's 9, `epoch < 10`).
+    disencdr_warmup_epochs: int = field(default=9, metadata=at_least(0))
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ class RatingConfig:
 
 # task: sequential — the methods of xdt.sequential.experiment (kept here so that config validation
 # never imports TensorFlow).
-SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge", "c2dsr")
+SEQUENCE_METHOD_NAMES: tuple[str, ...] = ("seq_target_only", "seq_finetune", "text_bridge", "c2dsr", "unisrec", "unisrec_ids")
 
 
 @dataclass(frozen=True)
@@ -291,7 +293,10 @@ class SequenceConfig:
     sequences, fine-tuned on mixed (source + target) sequences with target labels; text_bridge:
     the same with items represented by their titles (a Hugging Face sentence encoder folder in
     `text_encoder_dir`, else hashed n-grams) through a learned adaptor; c2dsr: C2DSR's three
-    encoders (mixed, source-only, target-only) with graph-smoothed items and a contrastive term.
+    encoders (mixed, source-only, target-only) with graph-smoothed items and a contrastive term;
+    unisrec / unisrec_ids: UniSRec's text bridge pretrained with its two contrastive losses, then
+    fine-tuned on target sequences with the blocks and positions fixed (inductive: text only;
+    transductive: text + an id embedding).
     """
 
     methods: list[str] = field(default_factory=lambda: ["seq_target_only", "seq_finetune"])
@@ -329,6 +334,12 @@ class SequenceConfig:
     # transition graphs (the paper's 1). width/layers/heads/dropout/learning_rate are shared.
     c2dsr_lambda: float = field(default=0.7, metadata=between(0.0, 1.0))
     c2dsr_graph_layers: int = field(default=1, metadata=at_least(0))
+    # unisrec (xdt.sequential.unisrec): cosine temperature τ, λ of the sequence–sequence term, the item /
+    # word drop rate of its augmented views and the share of batches using item drop (the official 0.07, 1e-3, 0.2, 0.9).
+    unisrec_temperature: float = field(default=0.07, metadata=at_least(0.001))
+    unisrec_lambda: float = field(default=1e-3, metadata=at_least(0.0))
+    unisrec_drop: float = field(default=0.2, metadata=between(0.0, 1.0))
+    unisrec_item_drop_share: float = field(default=0.9, metadata=between(0.0, 1.0))
 
 
 # --- Feedback loop: `xdt update` (xdt.update) ---

@@ -12,6 +12,7 @@ target validation users. Both domains are scored (dual target): `score_all` for 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 
@@ -27,14 +28,20 @@ def train(context: MethodContext) -> DisenCDR:
     settings = context.config.transfer
     source, target = dataset.rows(SOURCE, "train"), dataset.rows(TARGET, "train")
     keras.utils.set_random_seed(context.config.seed)
+    # TwoDomainTriples: one row per source and per target training row, in batches of the stage's size.
+    batch_size = stage_context(context).config.transfer.batch_size
+    warmup_steps = settings.disencdr_warmup_epochs * math.ceil((len(source) + len(target)) / batch_size)
     with context.strategy.scope():
         model = disencdr_from_rows(
             source["user"].to_numpy(), source["item"].to_numpy(), target["user"].to_numpy(), target["item"].to_numpy(),
             dataset.n_users, dataset.n_items(SOURCE), dataset.n_items(TARGET), settings.embedding_dim,
             layers=settings.disencdr_layers, dropout=settings.disencdr_dropout, beta=settings.disencdr_beta,
-            rate=settings.disencdr_rate, seed=context.config.seed, name="disencdr",
+            rate=settings.disencdr_rate, seed=context.config.seed, warmup_steps=warmup_steps, name="disencdr",
         )
-    context.reporter.status(f"disencdr: {dataset.n_users} users, {model.source_edges} + {model.target_edges} edges")
+    context.reporter.status(
+        f"disencdr: {dataset.n_users} users, {model.source_edges} + {model.target_edges} edges, "
+        f"warm-up {settings.disencdr_warmup_epochs} epochs ({warmup_steps} steps)"
+    )
     stage_context(context).fit(model, stage="disencdr", dataset=TwoDomainTriples(dataset))
     return model
 

@@ -19,8 +19,10 @@ inference); items are the specific encoder's item posterior. The objective, as t
   q_shared|target): the official code's form of the paper's exclusive / shared-information terms.
 
 KLs: σ = exp(0.1 + 0.9 · softplus(logstd)), prior N(0, σ(1)²), mean over nodes, summed over
-dimensions. Deliberate differences from the official code: the reparameterisation multiplies the
-noise by σ (the official code by exp(σ)); no warm-up epochs of the specific encoders alone; the
+dimensions. `warmup_steps` is the official warm-up: for those first optimiser steps a user is the specific
+part alone and the shared KL terms are left out (the official code's first 9 epochs; the method
+converts `transfer.disencdr_warmup_epochs` into steps). Deliberate differences from the official
+code: the reparameterisation multiplies the noise by σ (the official code by exp(σ)); the
 validation split, never test, picks the epoch (bench/README.md).
 
 Graph propagation is a sparse matmul over the training edges, over all users (a user without rows
@@ -89,11 +91,14 @@ class DisenCDR(keras.Model):
         beta: float = 0.9,
         rate: float = 0.5,
         seed: int | None = None,
+        warmup_steps: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if layers < 1:
             raise ValueError(f"Expected layers >= 1. Received: layers={layers}")
+        if warmup_steps < 0:
+            raise ValueError(f"Expected warmup_steps >= 0. Received: warmup_steps={warmup_steps}")
         self.num_users = num_users
         self.num_source_items = num_source_items
         self.num_items = num_items
@@ -105,6 +110,9 @@ class DisenCDR(keras.Model):
         self.beta = beta
         self.rate = rate
         self.seed = seed
+        # The official warm-up: for the first optimiser steps a user is the specific encoder alone
+        # and the shared terms stay out of the loss (the official `wramup`, its first 9 epochs).
+        self.warmup_steps = warmup_steps
 
     def items_of(self, domain: str) -> int:
         """Item count of a domain."""
@@ -237,16 +245,16 @@ class DisenCDR(keras.Model):
             return mean
         return mean + tf.random.stateless_normal(tf.shape(mean), seed=seed) * sigma_of(logstd)
 
-    def regulariser(self, parts: dict[str, Any]) -> Any:
-        """The specific encoders' KLs against the prior and the shared terms (see the module docstring)."""
+    def regulariser(self, parts: dict[str, Any], shared_weight: Any = 1.0) -> Any:
+        """The specific encoders' KLs against the prior and, times `shared_weight` (0 in warm-up), the shared terms."""
         total = ops.zeros(())
         for domain in DOMAINS:
             total = total + prior_kl(*parts[f"{domain}_user"]) + prior_kl(*parts[f"{domain}_item"])
         shared = parts["shared"]
-        total = total + (1.0 - self.beta) * prior_kl(*shared)
+        shared_terms = (1.0 - self.beta) * prior_kl(*shared)
         for domain in DOMAINS:
-            total = total + self.beta * gaussian_kl(*shared, *parts[f"{domain}_share"])
-        return total
+            shared_terms = shared_terms + self.beta * gaussian_kl(*shared, *parts[f"{domain}_share"])
+        return total + shared_weight * shared_terms
 
     def representations(self, training: bool = False) -> dict[str, Any]:
         """{source_users, target_users `(num_users, d)`, source_items, target_items}; the regulariser via add_loss in training."""
@@ -264,10 +272,12 @@ class DisenCDR(keras.Model):
             if training:
                 parts[f"{domain}_share"] = self.domain_share(domain, layer_seed)
         parts["shared"] = self.cross(layer_seed)
+        # 0 while the step is in the warm-up, else 1; inference always uses the shared part.
+        shared_weight = ops.cast(ops.greater_equal(step, self.warmup_steps), "float32") if training else ops.ones(())
         if training:
-            self.add_loss(self.regulariser(parts))
+            self.add_loss(self.regulariser(parts, shared_weight))
         draw = (lambda salt: seed(1000 + salt)) if training else (lambda salt: None)
-        shared_user = self.sample(*parts["shared"], draw(0))
+        shared_user = shared_weight * self.sample(*parts["shared"], draw(0))
         result = {}
         for index, domain in enumerate(DOMAINS):
             result[f"{domain}_users"] = shared_user + self.sample(*parts[f"{domain}_user"], draw(1 + 2 * index))
@@ -313,6 +323,7 @@ class DisenCDR(keras.Model):
             "beta": self.beta,
             "rate": self.rate,
             "seed": self.seed,
+            "warmup_steps": self.warmup_steps,
         }
 
 

@@ -16,6 +16,10 @@ of every user — source rows plus target training rows — with the labels of b
 - c2dsr: C2DSR (xdt.sequential.c2dsr) trained from scratch on the mixed sequences of every user
   (source rows of any split + target training rows) with the labels of both domains, its item
   graphs built from the same sequences; ranked by its target head after the mixed history.
+- unisrec / unisrec_ids: UniSRec (xdt.sequential.unisrec): a cosine-scored text bridge pretrained
+  with the sequence–item and sequence–sequence contrastive losses (`pretrain_on` sequences), then
+  fine-tuned on target sequences with blocks and positions fixed throughout; unisrec_ids adds a
+  zero-initialised id embedding (transductive). Target history in.
 
 Each run holds config.yaml, resolved.json, env.json, data.json, model.keras, metrics.jsonl (one
 line per epoch), checkpoints/ (resumable epochs), and for transfer runs results.json in the
@@ -47,8 +51,14 @@ if TYPE_CHECKING:
     from xdt.sequential.transformer import SequenceTransformer
 
 TEXT_MODEL_FILE = "text_model.keras"
-PRETRAINED = {"seq_finetune": "ids", "text_bridge": "text"}
-HISTORY = {"seq_target_only": (TARGET,), "seq_finetune": (SOURCE, TARGET), "text_bridge": (SOURCE, TARGET), "c2dsr": (SOURCE, TARGET)}
+UNISREC_MODEL_FILE = "unisrec_model.keras"
+PRETRAINED = {"seq_finetune": "ids", "text_bridge": "text", "unisrec": "unisrec", "unisrec_ids": "unisrec"}
+PRETRAINED_FILE = {"ids": "model.keras", "text": TEXT_MODEL_FILE, "unisrec": UNISREC_MODEL_FILE}
+HISTORY = {
+    "seq_target_only": (TARGET,), "seq_finetune": (SOURCE, TARGET), "text_bridge": (SOURCE, TARGET), "c2dsr": (SOURCE, TARGET),
+    "unisrec": (TARGET,), "unisrec_ids": (TARGET,),
+}
+TEXT_KINDS = ("text", "unisrec")
 # sequence.pretrain_on → the domains whose rows form the pretraining sequences and labels.
 PRETRAIN_DOMAINS = {"source": (SOURCE,), "mixed": (SOURCE, TARGET)}
 
@@ -88,24 +98,29 @@ def run_sequential_experiment(
         record_environment(run, config, dataset, strategy)
         return run
 
-    text_embeddings = item_text_embeddings(config, dataset, vocabulary) if "text_bridge" in methods else None
+    uses_text = any(PRETRAINED.get(method) in TEXT_KINDS for method in methods)
+    text_embeddings = item_text_embeddings(config, dataset, vocabulary) if uses_text else None
     pretrain_run = new_run("pretrain", "sequence_source")
-    pretrained: dict[str, list[np.ndarray]] = {}
+    pretrained: dict[str, SequenceTransformer] = {}
     source_examples = None
     pretrain_on = config.sequence.pretrain_on
     for kind in dict.fromkeys(PRETRAINED[method] for method in methods if method in PRETRAINED):
         seed_everything(config.seed)
-        model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
+        model = new_model(config, vocabulary, text_embeddings if kind in TEXT_KINDS else None, unisrec=kind == "unisrec")
         if source_examples is None:
             source_examples = sequence_examples(
                 config, interactions, vocabulary, domains=PRETRAIN_DOMAINS[pretrain_on], label_domains=PRETRAIN_DOMAINS[pretrain_on]
             )
         reporter.status(f"pretrain {kind} transformer on {len(source_examples):,} {pretrain_on} sequences → {pretrain_run.path}")
-        train(config, model, source_examples, vocabulary, run=pretrain_run, stage=f"pretrain_{kind}",
-              candidate_domain=SOURCE if pretrain_on == "source" else ALL_DOMAINS,
-              epochs=config.sequence.pretrain_epochs, validation=None, freeze=False, reporter=reporter)
-        model.save(pretrain_run.path / ("model.keras" if kind == "ids" else TEXT_MODEL_FILE))
-        pretrained[kind] = model.get_weights()
+        if kind == "unisrec":
+            dropped = item_text_embeddings(config, dataset, vocabulary, word_drop=config.sequence.unisrec_drop)
+            pretrain_unisrec_stage(config, model, source_examples, vocabulary, dropped, run=pretrain_run, reporter=reporter)
+        else:
+            train(config, model, source_examples, vocabulary, run=pretrain_run, stage=f"pretrain_{kind}",
+                  candidate_domain=SOURCE if pretrain_on == "source" else ALL_DOMAINS,
+                  epochs=config.sequence.pretrain_epochs, validation=None, freeze_epochs=0, reporter=reporter)
+        model.save(pretrain_run.path / PRETRAINED_FILE[kind])
+        pretrained[kind] = model
     pretrain_run.update_info(status=STATUS_COMPLETE)
 
     transfer_runs: dict[str, RunDirectory] = {}
@@ -119,15 +134,24 @@ def run_sequential_experiment(
         if method == "c2dsr":
             model, examples = c2dsr_model_and_examples(config, interactions, vocabulary)
         else:
-            model = new_model(config, vocabulary, text_embeddings if kind == "text" else None)
-            if kind is not None:
+            model = new_model(
+                config, vocabulary, text_embeddings if kind in TEXT_KINDS else None,
+                unisrec=kind == "unisrec", with_ids=method == "unisrec_ids",
+            )
+            if kind == "unisrec":
+                from xdt.sequential.unisrec import copy_pretrained
+
+                copy_pretrained(pretrained[kind], model)
+            elif kind is not None:
                 if not model.built:
                     model.build()
-                model.set_weights(pretrained[kind])
+                model.set_weights(pretrained[kind].get_weights())
             examples = sequence_examples(config, interactions, vocabulary, domains=history, label_domains=(TARGET,))
         reporter.status(f"{method}: {len(examples):,} training sequences ({' + '.join(history)} history) → {run.path}")
+        # unisrec: parameter-efficient fine-tuning, blocks and positions fixed for every epoch.
+        freeze_epochs = {None: 0, "unisrec": config.sequence.epochs}.get(kind, config.sequence.freeze_epochs)
         train(config, model, examples, vocabulary, run=run, stage=method, candidate_domain=TARGET, epochs=config.sequence.epochs,
-              validation=valid, freeze=kind is not None, reporter=reporter)
+              validation=valid, freeze_epochs=freeze_epochs, reporter=reporter)
         save_model(run, model)
         results[method] = method_results(config, dataset, vocabulary, model, method, run, valid=valid, test=test)
         run.write_json("results.json", results[method])
@@ -187,11 +211,19 @@ def held_out_examples(
     return valid, test
 
 
-def item_text_embeddings(config: ExperimentConfig, dataset: PreparedDataset, vocabulary: ItemVocabulary) -> np.ndarray:
-    """Title embeddings of every vocabulary token, cached next to the prepared dataset."""
+def item_text_embeddings(
+    config: ExperimentConfig, dataset: PreparedDataset, vocabulary: ItemVocabulary, *, word_drop: float = 0.0
+) -> np.ndarray:
+    """Title embeddings of every vocabulary token, cached next to the prepared dataset.
+
+    `word_drop` > 0: of the titles with that share of their words dropped (seeded by `seed`; UniSRec's word-drop view).
+    """
     from xdt.sequential.text_bridge import encode_texts, item_texts
+    from xdt.sequential.unisrec import word_dropped_texts
 
     texts = item_texts(vocabulary, dataset.items(SOURCE), dataset.items(TARGET))
+    if word_drop:
+        texts = word_dropped_texts(texts, word_drop, config.seed)
     encoder_dir = Path(config.sequence.text_encoder_dir) if config.sequence.text_encoder_dir else None
     if encoder_dir is not None and not (encoder_dir / "config.json").is_file():
         raise DataError(f"sequence.text_encoder_dir: {encoder_dir} is not a Hugging Face model folder (no config.json)")
@@ -201,8 +233,19 @@ def item_text_embeddings(config: ExperimentConfig, dataset: PreparedDataset, voc
     ).embeddings
 
 
-def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddings: np.ndarray | None) -> SequenceTransformer:
-    """An id transformer, or a text bridge when `text_embeddings` is given, shaped by `sequence:`."""
+def new_model(
+    config: ExperimentConfig,
+    vocabulary: ItemVocabulary,
+    text_embeddings: np.ndarray | None,
+    *,
+    unisrec: bool = False,
+    with_ids: bool = False,
+) -> SequenceTransformer:
+    """An id transformer, or a text bridge when `text_embeddings` is given, shaped by `sequence:`.
+
+    `unisrec`: the text bridge scored by cosine over `unisrec_temperature`, with an id embedding
+    only when `with_ids` (sequence.text_with_ids and score_temperature are the text_bridge's).
+    """
     from xdt.sequential.text_bridge import build_text_bridge
     from xdt.sequential.transformer import SequenceTransformer
 
@@ -214,6 +257,9 @@ def new_model(config: ExperimentConfig, vocabulary: ItemVocabulary, text_embeddi
         "dropout": sequence.dropout,
         "score_temperature": sequence.score_temperature,
     }
+    if unisrec:
+        shape["score_temperature"] = sequence.unisrec_temperature
+        return build_text_bridge(text_embeddings, max_length=sequence.max_length, text_with_ids=with_ids, **shape)
     if text_embeddings is not None:
         return build_text_bridge(text_embeddings, max_length=sequence.max_length, text_with_ids=sequence.text_with_ids, **shape)
     return SequenceTransformer(vocabulary.size, sequence.max_length, **shape)
@@ -296,7 +342,7 @@ def train(
     candidate_domain: str,
     epochs: int,
     validation: EvaluationExamples | None,
-    freeze: bool,
+    freeze_epochs: int,
     reporter: Reporter,
 ) -> None:
     """Train with `sequence:` settings, one metrics.jsonl line per epoch, resumable checkpoints under `checkpoints/<stage>`."""
@@ -312,8 +358,8 @@ def train(
         loss=sequence.loss,
         negatives=sequence.negatives,
         negative_sampler=sequence.negative_sampler,
-        freeze=("blocks", "positions") if freeze and sequence.freeze_epochs else (),
-        freeze_epochs=sequence.freeze_epochs if freeze else 0,
+        freeze=("blocks", "positions") if freeze_epochs else (),
+        freeze_epochs=freeze_epochs,
         patience=sequence.patience,
         seed=config.seed,
     )
@@ -339,6 +385,36 @@ def train(
         history = train_next_item(model, examples, vocabulary, candidate_domain=candidate_domain, settings=settings, **common)
     if validation is not None:
         reporter.status(f"{stage}: kept epoch {history.best_epoch} (valid {metric} {history.best_score:.4f})")
+
+
+def pretrain_unisrec_stage(
+    config: ExperimentConfig,
+    model: SequenceTransformer,
+    examples: TrainingExamples,
+    vocabulary: ItemVocabulary,
+    dropped_text_embeddings: np.ndarray,
+    *,
+    run: RunDirectory,
+    reporter: Reporter,
+) -> None:
+    """UniSRec pretraining with `sequence:` settings, one metrics.jsonl line per epoch, resumable under `checkpoints/pretrain_unisrec`."""
+    from xdt.sequential.training import TrainingSettings
+    from xdt.sequential.unisrec import PretrainingObjective, pretrain_unisrec
+
+    sequence = config.sequence
+    stage, epochs = "pretrain_unisrec", sequence.pretrain_epochs
+    settings = TrainingSettings(epochs=epochs, batch_size=sequence.batch_size, learning_rate=sequence.learning_rate, seed=config.seed)
+    objective = PretrainingObjective(
+        seq_seq_weight=sequence.unisrec_lambda, drop_rate=sequence.unisrec_drop, item_drop_share=sequence.unisrec_item_drop_share
+    )
+
+    def on_epoch(record: dict) -> None:
+        run.append_metrics({"stage": stage, "epoch": record["epoch"], "loss": record["loss"], "seconds": record["train_seconds"],
+                            "sequences": record["sequences"], "frozen": record["frozen"]})
+        reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], None, record["train_seconds"]))
+
+    pretrain_unisrec(model, examples, vocabulary, dropped_text_embeddings=dropped_text_embeddings, settings=settings,
+                     objective=objective, checkpoint_dir=run.checkpoints / stage, on_epoch=on_epoch)
 
 
 def method_results(

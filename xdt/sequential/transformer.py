@@ -147,11 +147,19 @@ class SequenceTransformer(keras.Model):
         self.output_norm.build((None, self.max_length, self.width))
         self.built = True
 
-    def item_vectors(self, tokens: Any, training: bool = False) -> Any:
-        """Representations `(*tokens.shape, width)` of item tokens."""
+    def item_vectors(self, tokens: Any, training: bool = False, texts: Any = None) -> Any:
+        """Representations `(*tokens.shape, width)` of item tokens.
+
+        `texts` `(*tokens.shape, text_dim)` replaces the frozen table's rows for these tokens (an
+        augmented view of the items' text, as UniSRec's word drop); text-bridge models only.
+        """
         vectors = None
         if self.adaptor is not None:
-            vectors = self.adaptor(ops.take(self.item_text_embeddings, tokens, axis=0), training=training)
+            if texts is None:
+                texts = ops.take(self.item_text_embeddings, tokens, axis=0)
+            vectors = self.adaptor(ops.convert_to_tensor(texts, "float32"), training=training)
+        elif texts is not None:
+            raise ValueError("Expected a text-bridge model (text_dim set) for item texts. Received: text_dim=None")
         if self.item_embedding is not None:
             embedded = self.item_embedding(tokens)
             vectors = embedded if vectors is None else vectors + embedded
@@ -184,13 +192,15 @@ class SequenceTransformer(keras.Model):
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         """Output state `(batch, length, width)` after each position, scored against `candidate_vectors`.
 
-        Lengths up to `max_length`. Under cosine scoring the state is unit length over τ.
+        Lengths up to `max_length`. Under cosine scoring the state is unit length over τ. An
+        optional `"item_texts"` `(batch, length, text_dim)` gives the input items' text embeddings
+        instead of the frozen table's (`item_vectors`).
         """
         items = ops.convert_to_tensor(inputs["items"], "int32")
         domains = ops.convert_to_tensor(inputs["domains"], "int32")
         length = ops.shape(items)[1]
         valid = ops.not_equal(items, 0)
-        hidden = self.item_vectors(items, training=training) + self.domain_embedding(domains)
+        hidden = self.item_vectors(items, training=training, texts=inputs.get("item_texts")) + self.domain_embedding(domains)
         # Left padding: position embeddings count back from the newest item at index max_length-1.
         positions = ops.arange(self.max_length - length, self.max_length, dtype="int32")
         hidden = hidden + self.position_embedding(positions)[None]
