@@ -44,6 +44,16 @@ TINY_CONFIG = {
 }
 
 
+class Killed(Exception):
+    """Raised by `kill_after_first_epoch`: a training process killed once its first epoch is checkpointed."""
+
+
+def kill_after_first_epoch(record: dict) -> None:
+    """An `on_epoch` callback of the sequential loops that raises `Killed` after epoch 1."""
+    if record["epoch"] == 1:
+        raise Killed
+
+
 def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
     """Write a config whose data and runs folders live inside `folder`."""
     config = {**config, "runtime": {"data_dir": str(folder / "data"), "runs_dir": str(folder / "runs"), **config.get("runtime", {})}}

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import Killed, kill_after_first_epoch
 
 from xdt.sequential.c2dsr import (
     C2DSR,
@@ -216,15 +217,8 @@ def test_training_learns_a_target_rule_and_resumes_after_a_kill(tmp_path: Path) 
     scores = uninterrupted.score_tokens(inputs_of(np.array([[0, 0, 0, 1, 4], [0, 0, 0, 4, 5]])), np.arange(4, 7)).numpy()
     np.testing.assert_array_equal(scores.argmax(axis=1), [1, 2])
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(record: dict) -> None:
-        if record["epoch"] == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        train_c2dsr(fresh(), examples, VOCABULARY, settings=settings, checkpoint_dir=tmp_path / "run", on_epoch=kill_after_first)
+        train_c2dsr(fresh(), examples, VOCABULARY, settings=settings, checkpoint_dir=tmp_path / "run", on_epoch=kill_after_first_epoch)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
     resumed = fresh()
     history = train_c2dsr(resumed, examples, VOCABULARY, settings=settings, checkpoint_dir=tmp_path / "run")

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_config
+from conftest import Killed, kill_after_first_epoch, write_config
 from test_sequential_experiment import sequential_config
 from typer.testing import CliRunner
 
@@ -174,16 +174,9 @@ def test_pretraining_learns_the_rule_and_resumes_exactly_after_a_kill(tmp_path: 
     scores = uninterrupted.score_tokens({"items": probe, "domains": VOCABULARY.domain_ids(probe)}, np.arange(4, 7))
     np.testing.assert_array_equal(scores.numpy().argmax(axis=1), [1, 2])
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(record: dict) -> None:
-        if record["epoch"] == 1:
-            raise Killed
-
     with pytest.raises(Killed):
         pretrain_unisrec(fresh(), examples, VOCABULARY, dropped_text_embeddings=dropped, settings=settings,
-                         checkpoint_dir=tmp_path / "run", on_epoch=kill_after_first)
+                         checkpoint_dir=tmp_path / "run", on_epoch=kill_after_first_epoch)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
     resumed = fresh()
     pretrain_unisrec(resumed, examples, VOCABULARY, dropped_text_embeddings=dropped, settings=settings, checkpoint_dir=tmp_path / "run")
