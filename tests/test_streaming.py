@@ -1,5 +1,6 @@
 """Training rows streamed from interactions.parquet (`runtime.max_in_memory_rows`): equal to the in-memory path, exact on resume."""
 
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -96,6 +97,13 @@ def test_fit_streams_only_above_max_in_memory_rows(dataset: PreparedDataset) -> 
     assert training_stream(dataset, TARGET, rows) is None
     stream = training_stream(dataset, TARGET, rows - 1)
     assert stream is not None and stream.window_rows == rows - 1 and stream.rows == rows
+
+
+def test_a_copy_with_other_rows_never_streams(dataset: PreparedDataset) -> None:
+    """ptupcdr's meta stage trains on a restricted copy: its rows are not those of interactions.parquet."""
+    restricted = dataclasses.replace(dataset, interactions=dataset.interactions.iloc[::2])
+    assert restricted.interactions_file is None
+    assert training_stream(restricted, TARGET, 1) is None
 
 
 def test_a_resumed_streamed_run_ends_with_the_weights_of_an_uninterrupted_one(dataset: PreparedDataset, tmp_path: Path) -> None:

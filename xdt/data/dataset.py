@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,10 @@ class PreparedDataset:
     raw_users: np.ndarray
     source_items: pd.DataFrame
     target_items: pd.DataFrame
+    # The interactions.parquet whose rows `interactions` are, set by `load_dataset` only: a copy made
+    # by dataclasses.replace (whose rows may differ) or built by hand has None, so
+    # `xdt.data.streaming` never streams it from a file that is not its data.
+    interactions_file: Path | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_users(self) -> int:
@@ -141,7 +145,7 @@ def load_dataset(path: Path) -> PreparedDataset:
     manifest = json.loads(manifest_file.read_text())
     interactions = pd.read_parquet(path / "interactions.parquet")
     users = pd.read_parquet(path / "users.parquet")
-    return PreparedDataset(
+    dataset = PreparedDataset(
         path=path,
         manifest=manifest,
         interactions=interactions,
@@ -149,3 +153,5 @@ def load_dataset(path: Path) -> PreparedDataset:
         source_items=pd.read_parquet(path / "items_source.parquet"),
         target_items=pd.read_parquet(path / "items_target.parquet"),
     )
+    object.__setattr__(dataset, "interactions_file", path / "interactions.parquet")
+    return dataset

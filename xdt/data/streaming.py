@@ -115,12 +115,13 @@ def with_zero_labels(users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tenso
 def training_stream(dataset: object, domain: str, max_in_memory_rows: int | None) -> TrainingStream | None:
     """The stream of a prepared dataset's training rows of `domain` when they are more than `max_in_memory_rows`, else None.
 
-    Only a `PreparedDataset` read from its folder streams (its rows are those of its
-    interactions.parquet); stand-ins with their own `bpr_triples` always draw in memory.
+    Only a `PreparedDataset` as `load_dataset` read it streams (its `interactions_file` holds
+    exactly its rows); restricted copies and stand-ins with their own `bpr_triples` always draw
+    in memory.
     """
-    if max_in_memory_rows is None or type(dataset) is not PreparedDataset:
+    if max_in_memory_rows is None or not isinstance(dataset, PreparedDataset) or dataset.interactions_file is None:
         return None
     if len(dataset.rows(domain, "train")) <= max_in_memory_rows:
         return None
-    return TrainingStream(dataset.path / "interactions.parquet", domain, dataset.n_items(domain), window_rows=max_in_memory_rows)
+    return TrainingStream(dataset.interactions_file, domain, dataset.n_items(domain), window_rows=max_in_memory_rows)
 
