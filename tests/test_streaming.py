@@ -164,3 +164,22 @@ def test_config_accepts_null_as_never_stream(tmp_path: Path) -> None:
     path = tmp_path / "experiment.yaml"
     path.write_text("experiment: e\ndataset:\n  name: d\n  synthetic: {users: 100}\nruntime: {max_in_memory_rows: null}\n")
     assert load_config(path).config.runtime.max_in_memory_rows is None
+
+
+def test_pretraining_streams_when_the_config_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xdt.train as train_module
+    from xdt.pretrain import pretrain_source
+
+    config = load_config(write_config(tmp_path, {**TINY_CONFIG, "pretrain": {**TINY_CONFIG["pretrain"], "epochs": 1}}),
+                         ["runtime.max_in_memory_rows=3000"]).config  # fmt: skip
+    prepare_dataset(config)
+    streams = []
+
+    def recording(dataset: object, domain: str, max_in_memory_rows: int | None) -> TrainingStream | None:
+        streams.append(training_stream(dataset, domain, max_in_memory_rows))
+        return streams[-1]
+
+    monkeypatch.setattr(train_module, "training_stream", recording)
+    run = pretrain_source(config, config_text="")
+    assert len(streams) == 1 and streams[0].domain == SOURCE and streams[0].window_rows == 3000
+    assert [line["epoch"] for line in run.metrics_history()] == [1]
