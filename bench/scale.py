@@ -1,8 +1,8 @@
 """Data larger than memory: prepare a generated interaction file, then one MF epoch streamed and one in memory.
 
     .venv/bin/python bench/scale.py [--rows 4000000] [--users 400000] [--items 50000] [--window 1000000]
-                                    [--dim 64] [--batch-size 1024] [--workdir DIR] [--keep]
-                                    [--json bench/results/scale.json]
+                                    [--dim 64] [--batch-size 1024] [--workdir DIR] [--keep] [--skip-memory]
+                                    [--stage all|prepare|epochs] [--json bench/results/scale.json]
 
 Generates two CSVs (`bench/prepare_scale.py`'s seeded generator, written 1M rows at a time) into a
 temporary folder, runs `xdt prepare` on them, then trains one BPR-MF epoch (Adam, one negative) on
@@ -12,7 +12,9 @@ interactions.parquet in shuffle windows of `--window` rows (`xdt.data.streaming`
 the epoch's triples drawn at once). Prints rows/s and peak RSS (each process's ru_maxrss) of
 prepare and of both epochs, and the ratio of streamed to in-memory epoch throughput (goal ≥ 0.8).
 An epoch's time includes drawing its triples; the one-time setup (loading the dataset, or the
-stream's pass that indexes the training pairs) is reported separately.
+stream's pass that indexes the training pairs) is reported separately. `--stage prepare` (with
+`--workdir`) stops after prepare and `--stage epochs` trains on what it prepared there, so that a
+size whose whole run exceeds one sitting can run in two.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true", help="only the streamed epoch (for data that does not fit)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated files here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="do not delete the generated files")
+    parser.add_argument("--stage", choices=["all", "prepare", "epochs"], default="all", help="prepare and epochs need --workdir")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "scale.json")
     parser.add_argument("--epoch", choices=["stream", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -105,20 +108,31 @@ def main() -> None:
         train_one_epoch(arguments.epoch, arguments.data, arguments.window, arguments.dim, arguments.batch_size, arguments.output)
         return
 
+    if arguments.stage != "all" and arguments.workdir is None:
+        parser.error(f"--stage {arguments.stage} needs --workdir")
     folder = arguments.workdir or Path(tempfile.mkdtemp(prefix="xdt-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "data" / "prepare-scale"
+    prepare = None
+    epochs = {}
     try:
-        started = time.perf_counter()
-        paths = generate(folder, arguments.rows, arguments.users, arguments.items, arguments.seed)
-        print(f"generated {arguments.rows:,} rows in {time.perf_counter() - started:.1f} s → {folder}", flush=True)
-        prepare = measure([sys.executable, "-m", "xdt", "prepare", str(write_config(folder, paths))])
-        print(f"prepared in {prepare['wall_s']:.1f} s", flush=True)
-        data = folder / "data" / "prepare-scale"
-        epochs = {mode: timed_epoch(mode, data, arguments, folder) for mode in (["stream"] if arguments.skip_memory else ["stream", "memory"])}
+        if arguments.stage != "epochs":
+            started = time.perf_counter()
+            paths = generate(folder, arguments.rows, arguments.users, arguments.items, arguments.seed)
+            print(f"generated {arguments.rows:,} rows in {time.perf_counter() - started:.1f} s → {folder}", flush=True)
+            prepare = measure([sys.executable, "-m", "xdt", "prepare", str(write_config(folder, paths))])
+            print(f"prepared in {prepare['wall_s']:.1f} s", flush=True)
+        if arguments.stage != "prepare":
+            modes = ["stream"] if arguments.skip_memory else ["stream", "memory"]
+            epochs = {mode: timed_epoch(mode, data, arguments, folder) for mode in modes}
     finally:
         if not arguments.keep and arguments.workdir is None:
             shutil.rmtree(folder, ignore_errors=True)
+    report(arguments, prepare, epochs)
 
+
+def report(arguments: argparse.Namespace, prepare: dict | None, epochs: dict) -> None:
+    """Print the table and write the JSON."""
     results = {
         "rows": arguments.rows,
         "users": arguments.users,
@@ -126,17 +140,20 @@ def main() -> None:
         "window": arguments.window,
         "dim": arguments.dim,
         "batch_size": arguments.batch_size,
-        "prepare": {"seconds": prepare["wall_s"], "rows_per_s": arguments.rows / prepare["wall_s"],
-                    "peak_rss_gb": prepare["max_rss_kib"] / 2**20, "peak_rss_bytes_per_row": prepare["max_rss_kib"] * 1024 / arguments.rows},
         "epochs": epochs,
         "cpus": _cpus(),
-    }  # fmt: skip
+    }
     print(f"{'step':<34}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS (GB)':>15}")
-    print(f"{'xdt prepare':<34}{arguments.rows:>12,}{prepare['wall_s']:>10.1f}{results['prepare']['rows_per_s']:>12,.0f}{results['prepare']['peak_rss_gb']:>15.2f}")
+    if prepare is not None:
+        results["prepare"] = {"seconds": prepare["wall_s"], "rows_per_s": arguments.rows / prepare["wall_s"],
+                              "peak_rss_gb": prepare["max_rss_kib"] / 2**20, "peak_rss_bytes_per_row": prepare["max_rss_kib"] * 1024 / arguments.rows}  # fmt: skip
+        facts = results["prepare"]
+        print(f"{'xdt prepare':<34}{arguments.rows:>12,}{facts['seconds']:>10.1f}{facts['rows_per_s']:>12,.0f}{facts['peak_rss_gb']:>15.2f}")
     for mode, facts in epochs.items():
         name = f"MF epoch, {mode}" + (f" (window {arguments.window:,})" if mode == "stream" else "")
         print(f"{name:<34}{facts['rows']:>12,}{facts['epoch_s']:>10.1f}{facts['rows_per_s']:>12,.0f}{facts['process_peak_rss_gb']:>15.2f}")
-    print(f"prepare peak RSS per input row: {results['prepare']['peak_rss_bytes_per_row']:.0f} B")
+    if prepare is not None:
+        print(f"prepare peak RSS per input row: {results['prepare']['peak_rss_bytes_per_row']:.0f} B")
     if "memory" in epochs:
         ratio = epochs["stream"]["rows_per_s"] / epochs["memory"]["rows_per_s"]
         results["ratio_stream_to_memory"] = ratio
