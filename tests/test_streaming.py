@@ -1,6 +1,9 @@
 """Training rows streamed from interactions.parquet (`runtime.max_in_memory_rows`): equal to the in-memory path, exact on resume."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -183,3 +186,48 @@ def test_pretraining_streams_when_the_config_says_so(tmp_path: Path, monkeypatch
     run = pretrain_source(config, config_text="")
     assert len(streams) == 1 and streams[0].domain == SOURCE and streams[0].window_rows == 3000
     assert [line["epoch"] for line in run.metrics_history()] == [1]
+
+
+MIRRORED_EPOCHS = """
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from xdt.config import OptimizerConfig, TrainingConfig
+from xdt.data.dataset import load_dataset
+from xdt.data.streaming import TrainingStream
+from xdt.models.matrix_factorization import MatrixFactorization
+from xdt.train import compile_model, epoch_batches, train_epoch
+
+dataset = load_dataset(Path(sys.argv[1]))
+rows = len(dataset.rows("target", "train"))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+stream = TrainingStream(dataset.path / "interactions.parquet", "target", dataset.n_items("target"), rows)
+weights = []
+for streamed in (False, True):
+    keras.utils.set_random_seed(3)
+    with strategy.scope():
+        model = MatrixFactorization(dataset.n_users, dataset.n_items("target"), 8, l2=0.01, name="mf")
+        model.build()
+        compile_model(model, TrainingConfig(batch_size=100, optimizer=OptimizerConfig(learning_rate=0.02)), freeze_users=False)
+    for epoch in (1, 2):
+        batches = stream.batches(5, epoch, 1, 100) if streamed else epoch_batches(*dataset.bpr_triples("target", 5, epoch), 100)
+        train_epoch(model, batches, strategy)
+    weights.append(model.get_weights())
+print(max(float(np.abs(a - b).max()) for a, b in zip(*weights)))
+"""
+
+
+def test_a_streamed_epoch_under_mirrored_equals_the_in_memory_one(dataset: PreparedDataset) -> None:
+    """Two logical CPU devices (set before TensorFlow starts, so in a child process): one window of every row, bit-identical weights."""
+    completed = subprocess.run(
+        [sys.executable, "-c", MIRRORED_EPOCHS, str(dataset.path)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert float(completed.stdout.strip().splitlines()[-1]) == 0.0
