@@ -9,9 +9,10 @@ are those of the windows' triples laid end to end. Window 0 is seeded like the i
 (`PreparedDataset.bpr_triples`): a stream whose window holds every training row yields exactly the
 in-memory batches.
 
-Memory: one window of triples in numpy and one in flight in `tf.data` (about 2 × 16 B × `window_rows`
-with one negative), plus the sorted pair keys every negative is checked against (8 B per training
-row, the only array over all rows).
+Memory: the window being drawn (its rows, their permuted copies, negatives and the keys checked
+for collisions: about 50 B per window row at the peak with one negative), the window `tf.data` is
+rebatching (16 B per row), and the sorted pair keys every negative is checked against (8 B per
+training row, the only array over all rows).
 """
 
 from __future__ import annotations
