@@ -223,6 +223,11 @@ class RuntimeConfig:
     # XLA compilation of the ranking train steps (Keras compile(jit_compile=...)). true switches TF's op
     # determinism off for those stages (Keras refuses XLA while it is on): same-seed runs may then differ.
     jit_compile: bool = False
+    # Training rows of one domain above which the ranking task's single-domain training (pretrain and
+    # the methods trained on the prepared target rows) streams them from interactions.parquet in
+    # shuffle windows of this many rows (xdt.data.streaming) instead of drawing the epoch in memory;
+    # null: never stream.
+    max_in_memory_rows: int | None = field(default=50_000_000, metadata=at_least(1))
     data_dir: str = "data"
     runs_dir: str = "runs"
 
@@ -522,6 +527,12 @@ def check_single_device_runtime(config: ExperimentConfig, *, source: str) -> Non
                 f"{source}: {key}: task {config.task} trains on one device in float32 without XLA "
                 f"(only the ranking task honours it). Received: {value!r}; use auto/default, float32, false"
             )
+    if runtime.max_in_memory_rows != RuntimeConfig.max_in_memory_rows:
+        raise ConfigError(
+            f"{source}: runtime.max_in_memory_rows: task {config.task} holds its training rows in memory "
+            f"(only the ranking task streams them). Received: {runtime.max_in_memory_rows!r}; "
+            f"leave it at its default {RuntimeConfig.max_in_memory_rows}"
+        )
 
 
 def check_rating_task(config: ExperimentConfig, *, source: str) -> None:

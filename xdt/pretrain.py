@@ -83,6 +83,7 @@ def pretrain_source(
             validate=None,
             on_epoch=reporter.epoch,
             jit_compile=config.runtime.jit_compile,
+            max_in_memory_rows=config.runtime.max_in_memory_rows,
         )
         if isinstance(model, LightGCN):
             with strategy.scope():

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from xdt.config import OptimizerConfig, TrainingConfig
 from xdt.data.dataset import PreparedDataset
+from xdt.data.streaming import training_stream
 from xdt.losses import ranking_loss
 from xdt.progress import EpochReport
 from xdt.runs import RunDirectory, write_json_atomic
@@ -171,12 +172,16 @@ def fit_pairwise(
     freeze_user_epochs: int = 0,
     on_epoch: Callable[[EpochReport], None] = lambda report: None,
     jit_compile: bool = False,
+    max_in_memory_rows: int | None = None,
 ) -> TrainingState:
     """Train a pairwise model epoch by epoch with checkpoints, early stopping and exact resume.
 
     Each epoch draws `training.negatives` negatives per training row from
     `dataset.bpr_triples` and minimises `training.loss` (see `xdt.losses`) over the model's
-    candidate scores `(batch, 1 + negatives)`.
+    candidate scores `(batch, 1 + negatives)`. When `dataset` is a prepared dataset with more
+    than `max_in_memory_rows` training rows of `domain` (`runtime.max_in_memory_rows`), the
+    epoch is streamed from its interactions.parquet instead (`xdt.data.streaming`): windows of
+    that many rows, each shuffled and given negatives by its own (seed, epoch, window) generator.
 
     A checkpoint is written after every epoch into `checkpoints/<stage>-epoch-<n>/` and then
     published by atomically rewriting `checkpoints/<stage>-state.json`; a run killed at any
@@ -192,14 +197,18 @@ def fit_pairwise(
             restore_checkpoint(model, run.checkpoints / state.checkpoint)
     kill_after = os.environ.get(KILL_AFTER_EPOCH_VARIABLE)
     summaries = tf.summary.create_file_writer(str(run.path / "tensorboard" / stage))
+    stream = training_stream(dataset, domain, max_in_memory_rows)
     while state.epoch < training.epochs and not state.stopped_early:
         epoch = state.epoch + 1
         if epoch - 1 == freeze_user_epochs and freeze_user_epochs > 0:
             with strategy.scope():
                 compile_model(model, training, freeze_users=False, jit_compile=jit_compile)
         started = time.perf_counter()
-        users, positives, negatives = dataset.bpr_triples(domain, seed, epoch, negatives=training.negatives)
-        loss = train_epoch(model, epoch_batches(users, positives, negatives, training.batch_size), strategy)
+        if stream is not None:
+            batches = stream.batches(seed, epoch, training.negatives, training.batch_size)
+        else:
+            batches = epoch_batches(*dataset.bpr_triples(domain, seed, epoch, negatives=training.negatives), training.batch_size)
+        loss = train_epoch(model, batches, strategy)
         score = validate(model) if validate is not None else None
         state.epoch = epoch
         improved = score is None or score > state.best_score

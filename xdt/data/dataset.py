@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sparse
 
+from xdt.data.negatives import pair_keys, shuffled_triples, window_seed
 from xdt.data.prepare import MANIFEST
 from xdt.data.protocols import SOURCE, TARGET
 from xdt.errors import DataError, XdtError
@@ -29,6 +30,10 @@ class PreparedDataset:
     raw_users: np.ndarray
     source_items: pd.DataFrame
     target_items: pd.DataFrame
+    # The interactions.parquet whose rows `interactions` are, set by `load_dataset` only: a copy made
+    # by dataclasses.replace (whose rows may differ) or built by hand has None, so
+    # `xdt.data.streaming` never streams it from a file that is not its data.
+    interactions_file: Path | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_users(self) -> int:
@@ -121,29 +126,15 @@ class PreparedDataset:
         `(n, negatives)`. Each negative is uniform over the domain's items, resampled (up to 10
         rounds) when it hits one of the user's training items; the draw depends only on (seed,
         epoch), so an interrupted run that resumes at epoch e sees exactly the triples it would
-        have seen. The k columns are drawn as one flat row-major array, so k = 1 draws exactly
-        what a single negative per row always did.
+        have seen. It is the single window of `xdt.data.streaming.TrainingStream`: a stream
+        whose window holds every training row draws these triples.
         """
-        if negatives < 1:
-            raise ValueError(f"Expected negatives >= 1. Received: negatives={negatives}")
         rows = self.rows(domain, "train")
         users = rows["user"].to_numpy(np.int32)
         positives = rows["item"].to_numpy(np.int32)
         n_items = self.n_items(domain)
-        rng = np.random.default_rng([seed, epoch, 31337])
-        order = rng.permutation(len(users))
-        users, positives = users[order], positives[order]
-        known = np.sort(users.astype(np.int64) * n_items + positives)
-        negative_users = np.repeat(users, negatives).astype(np.int64)
-        drawn = rng.integers(0, n_items, size=len(negative_users), dtype=np.int32)
-        for _ in range(10):
-            keys = negative_users * n_items + drawn
-            position = np.clip(np.searchsorted(known, keys), 0, len(known) - 1)
-            collided = known[position] == keys
-            if not collided.any():
-                break
-            drawn[collided] = rng.integers(0, n_items, size=int(collided.sum()), dtype=np.int32)
-        return users, positives, drawn if negatives == 1 else drawn.reshape(len(users), negatives)
+        rng = np.random.default_rng(window_seed(seed, epoch, 0))
+        return shuffled_triples(users, positives, pair_keys(users, positives, n_items), n_items, rng, negatives)
 
 
 def load_dataset(path: Path) -> PreparedDataset:
@@ -154,7 +145,7 @@ def load_dataset(path: Path) -> PreparedDataset:
     manifest = json.loads(manifest_file.read_text())
     interactions = pd.read_parquet(path / "interactions.parquet")
     users = pd.read_parquet(path / "users.parquet")
-    return PreparedDataset(
+    dataset = PreparedDataset(
         path=path,
         manifest=manifest,
         interactions=interactions,
@@ -162,3 +153,5 @@ def load_dataset(path: Path) -> PreparedDataset:
         source_items=pd.read_parquet(path / "items_source.parquet"),
         target_items=pd.read_parquet(path / "items_target.parquet"),
     )
+    object.__setattr__(dataset, "interactions_file", path / "interactions.parquet")
+    return dataset

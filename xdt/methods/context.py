@@ -48,7 +48,8 @@ class MethodContext:
     ) -> TrainingState:
         """Train on target-domain triples with the transfer settings, validated on one cohort (see `fit_pairwise`).
 
-        `dataset` replaces the prepared dataset as the source of triples (anything with `bpr_triples`).
+        `dataset` replaces the prepared dataset as the source of triples (anything with `bpr_triples`);
+        only the prepared dataset's rows stream when above `runtime.max_in_memory_rows`.
         """
         return fit_pairwise(
             model,
@@ -63,6 +64,7 @@ class MethodContext:
             freeze_user_epochs=freeze_user_epochs,
             on_epoch=self.reporter.epoch,
             jit_compile=self.config.runtime.jit_compile,
+            max_in_memory_rows=self.config.runtime.max_in_memory_rows,
         )
 
     def validation_users(self, cohort: str = "all") -> np.ndarray:
