@@ -145,6 +145,15 @@ def test_the_warm_up_leaves_the_shared_part_out_of_users_and_loss_until_its_last
         tiny_model(warmup_steps=-1)
 
 
+def test_a_warm_up_as_long_as_training_is_refused(tmp_path: Path) -> None:
+    from xdt.errors import ConfigError
+
+    transfer = {**TINY_CONFIG["transfer"], "methods": ["disencdr"], "epochs": 4, "disencdr_warmup_epochs": 4}
+    with pytest.raises(ConfigError, match=r"transfer.disencdr_warmup_epochs: .*shared part never trains; expected fewer than 4 .*Received: 4"):
+        load_config(write_config(tmp_path, {**TINY_CONFIG, "transfer": transfer}))
+    load_config(write_config(tmp_path, {**TINY_CONFIG, "transfer": {**transfer, "disencdr_epochs": 5}}))
+
+
 def test_training_steps_reduce_the_loss_and_the_model_round_trips(tmp_path: Path) -> None:
     model = tiny_model(dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=lambda y, s: 0.0 * s[:, :1])

@@ -179,7 +179,8 @@ class TransferConfig(TrainingConfig):
     disencdr_batch_size: int | None = field(default=None, metadata=at_least(1))
     disencdr_epochs: int | None = field(default=None, metadata=at_least(1))
     disencdr_patience: int | None = field(default=None, metadata=at_least(1))
-    # The official warm-up: the first epochs train the specific encoders alone (the official code's 9, `epoch < 10`).
+    # The official warm-up: the first epochs train the specific encoders alone (the official code's 9, `epoch < 10`, of
+    # its 50). It must end before the stage's last epoch; early stopping counts its epochs too, so keep patience above it.
     disencdr_warmup_epochs: int = field(default=9, metadata=at_least(0))
 
 

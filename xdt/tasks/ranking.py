@@ -24,6 +24,14 @@ def check_config(config: ExperimentConfig, source: str) -> None:
     for index, method in enumerate(config.transfer.methods):
         check_name(method, METHOD_NAMES, key=f"transfer.methods[{index}]", source=source)
     check_name(config.transfer.fusion_base, FUSION_BASE_NAMES, key="transfer.fusion_base", source=source)
+    transfer = config.transfer
+    disencdr_epochs = transfer.disencdr_epochs or transfer.epochs
+    if "disencdr" in transfer.methods and transfer.disencdr_warmup_epochs >= disencdr_epochs:
+        raise ConfigError(
+            f"{source}: transfer.disencdr_warmup_epochs: the warm-up must end before the last epoch, or disencdr's shared "
+            f"part never trains; expected fewer than {disencdr_epochs} (transfer.disencdr_epochs, else transfer.epochs). "
+            f"Received: {transfer.disencdr_warmup_epochs}"
+        )
     if config.runtime.strategy == "multi_worker":
         # emcdr's mapping trains through Keras' fit, which fails under MultiWorkerMirroredStrategy.
         uses = [f"transfer.methods[{index}]" for index, method in enumerate(config.transfer.methods) if method == "emcdr"]
