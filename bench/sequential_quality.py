@@ -863,6 +863,11 @@ def render_markdown(report: dict) -> str:
         f"fine-tuning with blocks+positions frozen for {settings['freeze_epochs']} epoch(s). "
         + "Text bridge items: adaptor(text) (text only), or adaptor(text) + a zero-initialised id embedding learned in-domain (text + ids), "
         + (f"scored by cosine / {settings['text_temperature']}. " if settings.get("text_temperature") else "scored by dot product. ")
+        + (
+            f"unisrec rows: pretrained with UniSRec's two contrastive losses (λ {settings['unisrec_lambda']}, drop {settings['unisrec_drop']}), "
+            f"scored by cosine / {settings['unisrec_temperature']}, blocks and positions frozen in every fine-tuning epoch. "
+            if "unisrec" in settings.get("b_models", "") else ""
+        )
         + f"Text encoder: `{report['text_encoder'][:60]}` "
         f"(encoding/cache read {report['text_encode_seconds']} s). {report['machine']}. Total wall time {report['wall_seconds']} s.",
         "",
