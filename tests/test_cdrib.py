@@ -95,7 +95,11 @@ def test_the_contrastive_term_matches_a_hand_computed_hinge(monkeypatch: pytest.
 
 
 def test_the_reconstruction_loss_is_the_mean_bce_per_domain_and_label() -> None:
-    model = tiny_model()
+    check_two_domain_reconstruction_loss(tiny_model())
+
+
+def check_two_domain_reconstruction_loss(model: keras.Model) -> None:
+    """A two-domain model's loss without extra terms, with 3 source items: the mean BCE per domain and label, by hand."""
     # Rows 0, 1 source (items < 3), rows 2, 3, 4 target.
     positives = np.array([0, 2, 3, 4, 6])
     scores = np.array([[1.0, -1.0], [0.5, 2.0], [0.0, 0.0], [-1.0, 1.0], [3.0, 0.5]], "float32")

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import TINY_CONFIG, write_config
+from tests.test_cdrib import check_two_domain_reconstruction_loss
 from xdt.config import load_config
 from xdt.data.prepare import prepare_dataset
 from xdt.data.protocols import SOURCE, TARGET
@@ -113,17 +114,7 @@ def test_one_propagation_layer_and_the_shared_blend_match_a_dense_numpy_referenc
 
 
 def test_the_reconstruction_loss_is_the_mean_bce_per_domain_and_label() -> None:
-    model = tiny_model()
-    positives = np.array([0, 2, 3, 4, 6])
-    scores = np.array([[1.0, -1.0], [0.5, 2.0], [0.0, 0.0], [-1.0, 1.0], [3.0, 0.5]], "float32")
-
-    def softplus(x: float) -> float:
-        return math.log1p(math.exp(x))
-
-    source = (softplus(-1.0) + softplus(-0.5)) / 2 + (softplus(-1.0) + softplus(2.0)) / 2
-    target = (softplus(0.0) + softplus(1.0) + softplus(-3.0)) / 3 + (softplus(0.0) + softplus(1.0) + softplus(0.5)) / 3
-    value = model.compute_loss(x=(np.zeros(5, "int32"), positives, positives), y=None, y_pred=tf.constant(scores))
-    assert float(value) == pytest.approx(source + target, rel=1e-6)
+    check_two_domain_reconstruction_loss(tiny_model())
 
 
 def test_the_warm_up_leaves_the_shared_part_out_of_users_and_loss_until_its_last_step() -> None:

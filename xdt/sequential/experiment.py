@@ -30,6 +30,7 @@ against every target item, the user's earlier target items excluded (xdt.sequent
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -370,15 +371,11 @@ def train(
         per_user = evaluate_next_item(candidate, validation, vocabulary, ks=evaluation_ks(config), batch_size=config.evaluate.batch_size)
         return float(per_user[column].mean())
 
-    def on_epoch(record: dict) -> None:
-        row = {"stage": stage, "epoch": record["epoch"], "loss": record["loss"], "seconds": record["train_seconds"],
-               "sequences": record["sequences"], "frozen": record["frozen"]}
-        if record["valid_score"] is not None:  # pretraining has no validation; the report plots only numbers
-            row["valid_score"] = record["valid_score"]
-        run.append_metrics(row)
-        reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], record["valid_score"], record["train_seconds"]))
-
-    common = {"validate": validate if validation is not None else None, "checkpoint_dir": run.checkpoints / stage, "on_epoch": on_epoch}
+    common = {
+        "validate": validate if validation is not None else None,
+        "checkpoint_dir": run.checkpoints / stage,
+        "on_epoch": epoch_logger(run, stage, epochs, reporter),
+    }
     if isinstance(examples, C2DSRExamples):
         history = train_c2dsr(model, examples, vocabulary, settings=settings, weight=sequence.c2dsr_lambda, **common)
     else:
@@ -408,13 +405,22 @@ def pretrain_unisrec_stage(
         seq_seq_weight=sequence.unisrec_lambda, drop_rate=sequence.unisrec_drop, item_drop_share=sequence.unisrec_item_drop_share
     )
 
-    def on_epoch(record: dict) -> None:
-        run.append_metrics({"stage": stage, "epoch": record["epoch"], "loss": record["loss"], "seconds": record["train_seconds"],
-                            "sequences": record["sequences"], "frozen": record["frozen"]})
-        reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], None, record["train_seconds"]))
-
     pretrain_unisrec(model, examples, vocabulary, dropped_text_embeddings=dropped_text_embeddings, settings=settings,
-                     objective=objective, checkpoint_dir=run.checkpoints / stage, on_epoch=on_epoch)
+                     objective=objective, checkpoint_dir=run.checkpoints / stage, on_epoch=epoch_logger(run, stage, epochs, reporter))
+
+
+def epoch_logger(run: RunDirectory, stage: str, epochs: int, reporter: Reporter) -> Callable[[dict], None]:
+    """The `on_epoch` of the sequential loops: one metrics.jsonl line and one progress report per epoch record of `run_epochs`."""
+
+    def on_epoch(record: dict) -> None:
+        row = {"stage": stage, "epoch": record["epoch"], "loss": record["loss"], "seconds": record["train_seconds"],
+               "sequences": record["sequences"], "frozen": record["frozen"]}
+        if record["valid_score"] is not None:  # pretraining has no validation; the report plots only numbers
+            row["valid_score"] = record["valid_score"]
+        run.append_metrics(row)
+        reporter.epoch(EpochReport(stage, record["epoch"], epochs, record["loss"], record["valid_score"], record["train_seconds"]))
+
+    return on_epoch
 
 
 def method_results(

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -247,8 +246,3 @@ def parameter_share(model: SequenceTransformer, frozen: Sequence[str] = FROZEN_I
     frozen_ids = {id(variable) for name in frozen for variable in groups[name]}
     sizes = [(int(np.prod(variable.shape)), id(variable) in frozen_ids) for variable in model.trainable_variables]
     return sum(size for size, is_frozen in sizes if not is_frozen), sum(size for size, _ in sizes)
-
-
-def describe(objective: PretrainingObjective) -> dict[str, Any]:
-    """The objective as results.json records it."""
-    return {"seq_seq_weight": objective.seq_seq_weight, "drop_rate": objective.drop_rate, "item_drop_share": objective.item_drop_share}
