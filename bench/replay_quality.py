@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/replay_quality.py                                     # MovieLens 1M, genre domains, 4 windows
     .venv/bin/python bench/replay_quality.py --set update.epochs=2 --set update.feedback_windows=6
+    .venv/bin/python bench/replay_quality.py --config configs/llmcdsr-food-kitchen-replay.yaml --name replay_food_kitchen
 
 The data is configs/movielens-1m-genres.yaml: MovieLens 1M as RecBole ships it, split into two
 domains by genre (the recbole reader's categories rule), ratings >= 4, split in time at the 0.8
@@ -15,8 +16,8 @@ evaluated (full ranking over all target items; the user's earlier target items e
 
 The bar (issue #20): incremental within 5% of retrain's NDCG@10 on every window, at under a fifth
 of its seconds, and both above none. Window 1 is scored before any feedback (all arms equal).
-Writes bench/results/replay_quality.json (after every window), .md and .png. Run from the
-repository root.
+Writes bench/results/<name>.json (after every window), .md and .png (`--name`, default
+replay_quality). Run from the repository root.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> None:
     """Prepare, train the starting run, replay the windows, write the tables and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "movielens-1m-genres.yaml")
+    parser.add_argument("--name", default="replay_quality", help="File name (no suffix) of the outputs under bench/results/.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Override a config value (repeatable).")
     arguments = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -70,7 +72,7 @@ def main() -> None:
         "update": config.update.__dict__, "transfer_epochs": config.transfer.epochs,
     }  # fmt: skip
     records: list[dict[str, Any]] = []
-    output = RESULTS / "replay_quality.json"
+    output = RESULTS / f"{arguments.name}.json"
 
     def save(record: dict[str, Any]) -> None:
         records.append(record)
@@ -80,9 +82,9 @@ def main() -> None:
     k = int(config.evaluate.validation_metric.split("@")[1])
     title = f"Replay on {facts['dataset']} (target domain), {facts['windows']} windows, start run trained in {facts['start_seconds']:.1f} s"
     table = replay_markdown(records, f"ndcg@{k}", title)
-    (RESULTS / "replay_quality.md").write_text(table)
+    (RESULTS / f"{arguments.name}.md").write_text(table)
     curves = {arm: {record["window"]: record[arm][f"ndcg@{k}"] for record in records} for arm in ARMS}
-    plot_metric_per_window(curves, metric=f"ndcg@{k}", path=RESULTS / "replay_quality.png", title=f"Replay: {config.dataset.name}")
+    plot_metric_per_window(curves, metric=f"ndcg@{k}", path=RESULTS / f"{arguments.name}.png", title=f"Replay: {config.dataset.name}")
     print(table)
 
 
