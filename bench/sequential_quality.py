@@ -84,6 +84,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--unisrec-lambda", type=float, default=1e-3, help="(b) UniSRec's weight of the sequence-sequence loss (official 1e-3)")
     parser.add_argument("--unisrec-drop", type=float, default=0.2, help="(b) UniSRec's item / word drop rate (official 0.2)")
     parser.add_argument(
+        "--unisrec-augmentations", default="item_drop,word_drop",
+        help="(b) the sequence-sequence views' augmentations, comma-separated: item_drop,word_drop (official) or crop,mask,reorder (CL4SRec)",
+    )
+    parser.add_argument(
         "--a-models", default="kitchen,finetune,finetune_kitchen",
         help="(a) models: kitchen (the Kitchen-only transformer, the baseline; leave it out to add rows to an earlier run with --merge), "
         "and from one shared pretraining (--pretrain-on) finetune (fine-tuned on mixed sequences, mixed history in) and finetune_kitchen "
@@ -158,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     text = encode_texts(texts, cache_dir=arguments.cache_dir, encoder_dir=encoder_dir)
     encode_seconds = time.perf_counter() - encode_started
     dropped_text = None
-    if any(model.startswith("unisrec") for model in arguments.b_models.split(",")) and "b" in arguments.parts.split(","):
+    word_drop = "word_drop" in arguments.unisrec_augmentations.split(",")
+    if any(model.startswith("unisrec") for model in arguments.b_models.split(",")) and "b" in arguments.parts.split(",") and word_drop:
         from xdt.sequential.unisrec import word_dropped_texts
 
         dropped_text = encode_texts(word_dropped_texts(texts, arguments.unisrec_drop, seed=0), cache_dir=arguments.cache_dir, encoder_dir=encoder_dir)
@@ -166,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data + text embeddings ({text.encoder_id[:40]}…, {text.embeddings.shape}) in {time.perf_counter() - started:.0f}s", flush=True)
     keras.config.disable_interactive_logging()
 
-    bench = SequentialBench(arguments, interactions, vocabulary, text.embeddings, None if dropped_text is None else dropped_text.embeddings)
+    # Without word drop among the views' augmentations the dropped titles are never read: the titles stand in.
+    bench = SequentialBench(arguments, interactions, vocabulary, text.embeddings, text.embeddings if dropped_text is None else dropped_text.embeddings)
     parts = set(arguments.parts.split(","))
     header = {
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(arguments).items()},
@@ -455,7 +461,10 @@ class SequentialBench:
         model = self.new_model(text=True, temperature=self.arguments.unisrec_temperature)
         examples = self.examples("food", self.food_only_users, "source")
         settings = TrainingSettings(epochs=epochs, batch_size=self.arguments.batch_size, learning_rate=self.arguments.learning_rate, seed=seed)
-        objective = PretrainingObjective(seq_seq_weight=self.arguments.unisrec_lambda, drop_rate=self.arguments.unisrec_drop)
+        objective = PretrainingObjective(
+            seq_seq_weight=self.arguments.unisrec_lambda, drop_rate=self.arguments.unisrec_drop,
+            augmentations=tuple(self.arguments.unisrec_augmentations.split(",")),
+        )
         history = pretrain_unisrec(
             model, examples, self.vocabulary, dropped_text_embeddings=self.dropped_text_embeddings, settings=settings, objective=objective,
             on_epoch=lambda record: print("    unisrec pretrain", {key: record[key] for key in ("epoch", "loss", "train_seconds")}, flush=True),
@@ -864,7 +873,8 @@ def render_markdown(report: dict) -> str:
         + "Text bridge items: adaptor(text) (text only), or adaptor(text) + a zero-initialised id embedding learned in-domain (text + ids), "
         + (f"scored by cosine / {settings['text_temperature']}. " if settings.get("text_temperature") else "scored by dot product. ")
         + (
-            f"unisrec rows: pretrained with UniSRec's two contrastive losses (λ {settings['unisrec_lambda']}, drop {settings['unisrec_drop']}), "
+            f"unisrec rows: pretrained with UniSRec's two contrastive losses (λ {settings['unisrec_lambda']}, drop {settings['unisrec_drop']}, "
+            f"views by {settings.get('unisrec_augmentations', 'item_drop,word_drop')}), "
             f"scored by cosine / {settings['unisrec_temperature']}, blocks and positions frozen in every fine-tuning epoch. "
             if "unisrec" in settings.get("b_models", "") else ""
         )

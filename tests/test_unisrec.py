@@ -22,9 +22,12 @@ from xdt.sequential.unisrec import (
     PretrainingObjective,
     augmented_view,
     copy_pretrained,
+    crop,
     item_drop,
+    mask_positions,
     parameter_share,
     pretrain_unisrec,
+    reorder,
     seq_item_loss,
     seq_seq_loss,
     word_drop_view,
@@ -98,6 +101,63 @@ def test_augmented_view_chooses_item_drop_or_word_drop_by_the_share() -> None:
     np.testing.assert_array_equal(word_view["items"], items)
     np.testing.assert_array_equal(word_view["item_texts"][0], np.stack([table[0], dropped[3], table[5], table[4]]))
     np.testing.assert_array_equal(word_view["domains"], VOCABULARY.domain_ids(items))
+
+
+class ReversingDraws(FixedDraws):
+    """FixedDraws whose `permutation` reverses its argument."""
+
+    def permutation(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values)[::-1]
+
+
+def test_crop_keeps_a_contiguous_share_at_the_drawn_start_left_padded() -> None:
+    items = np.array([[0, 3, 5, 4, 6], [0, 0, 0, 0, 2], [0, 0, 0, 0, 0]], dtype=np.int32)
+    # Row 0: n 4, ⌊0.5·4⌋ = 2 kept, start ⌊0.6·3⌋ = 1 → items 5, 4. Row 1: n 1, ⌊0.5⌋ = 0 → one kept. Row 2 stays empty.
+    cropped = crop(items, 0.5, FixedDraws(np.array([0.6, 0.99, 0.3])))
+    np.testing.assert_array_equal(cropped, [[0, 0, 0, 5, 4], [0, 0, 0, 0, 2], [0, 0, 0, 0, 0]])
+    # η 1 keeps every window whole.
+    np.testing.assert_array_equal(crop(items, 1.0, np.random.default_rng(0)), items)
+
+
+def test_mask_positions_masks_the_floor_share_of_real_items_with_the_lowest_draws() -> None:
+    items = np.array([[0, 3, 5, 4, 6], [0, 0, 0, 1, 2]], dtype=np.int32)
+    draws = FixedDraws(np.array([[0.0, 0.7, 0.2, 0.9, 0.4], [0.0, 0.0, 0.0, 0.5, 0.1]]))
+    # γ 0.5: ⌊0.5·4⌋ = 2 of row 0 (its two lowest draws among real items: 5, then 6), ⌊0.5·2⌋ = 1 of row 1 (item 2).
+    masked = mask_positions(items, 0.5, draws)
+    np.testing.assert_array_equal(masked, [[False, False, True, False, True], [False, False, False, False, True]])
+
+
+def test_reorder_shuffles_only_the_drawn_span() -> None:
+    items = np.array([[0, 3, 5, 4, 6], [0, 0, 0, 1, 2]], dtype=np.int32)
+    # Row 0: ⌊0.75·4⌋ = 3 items from start ⌊0.5·2⌋ = 1 (5, 4, 6), reversed. Row 1: ⌊0.75·2⌋ = 1, nothing to shuffle.
+    shuffled = reorder(items, 0.75, ReversingDraws(np.array([0.5, 0.5])))
+    np.testing.assert_array_equal(shuffled, [[0, 3, 6, 4, 5], [0, 0, 0, 1, 2]])
+    np.testing.assert_array_equal(items[0], [0, 3, 5, 4, 6])  # the input is left as it was
+
+
+def test_augmentation_weights_keep_the_official_share_or_split_equally() -> None:
+    assert PretrainingObjective().augmentation_weights() == {"item_drop": 0.9, "word_drop": pytest.approx(0.1)}
+    cl4srec = PretrainingObjective(augmentations=("crop", "mask", "reorder")).augmentation_weights()
+    assert cl4srec == {name: pytest.approx(1 / 3) for name in ("crop", "mask", "reorder")}
+    mixed = PretrainingObjective(augmentations=("item_drop", "crop", "mask"), item_drop_share=0.6).augmentation_weights()
+    assert mixed == {"item_drop": 0.6, "crop": pytest.approx(0.2), "mask": pytest.approx(0.2)}
+    assert PretrainingObjective(augmentations=("item_drop",)).augmentation_weights() == {"item_drop": 1.0}
+    with pytest.raises(ValueError, match="Expected distinct augmentations among item_drop, word_drop, crop, mask, reorder"):
+        PretrainingObjective(augmentations=("crop", "shuffle"))
+
+
+def test_augmented_view_mask_zeroes_the_masked_text_and_keeps_the_tokens() -> None:
+    table = texts_table()
+    items = np.array([[0, 3, 5, 4]], dtype=np.int32)
+    objective = PretrainingObjective(augmentations=("crop", "mask", "reorder"), mask=0.4, reorder=0.7)
+    # 0.5 falls in mask's third (⅓–⅔); ⌊0.4·3⌋ = 1 masked: item 4, the lowest draw.
+    view = augmented_view(items, VOCABULARY, table, table, objective, FixedDraws(0.5, np.array([[0.0, 0.8, 0.6, 0.1]])))
+    np.testing.assert_array_equal(view["items"], items)
+    np.testing.assert_array_equal(view["item_texts"][0], np.stack([table[0], table[3], table[5], np.zeros(table.shape[1])]))
+    # 0.9 falls in reorder's third: ⌊0.7·3⌋ = 2 items from start 0 (3, 5) reversed; the texts follow the items.
+    reordered = augmented_view(items, VOCABULARY, table, table, objective, ReversingDraws(0.9, np.array([0.0])))
+    np.testing.assert_array_equal(reordered["items"], [[0, 5, 3, 4]])
+    np.testing.assert_array_equal(reordered["item_texts"][0], table[[0, 5, 3, 4]])
 
 
 def test_item_texts_input_replaces_the_table_rows() -> None:
@@ -182,6 +242,50 @@ def test_pretraining_learns_the_rule_and_resumes_exactly_after_a_kill(tmp_path: 
     pretrain_unisrec(resumed, examples, VOCABULARY, dropped_text_embeddings=dropped, settings=settings, checkpoint_dir=tmp_path / "run")
     for expected, actual in zip(uninterrupted.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pretraining_with_cl4srec_views_learns_the_rule() -> None:
+    seed_everything(2)
+    model = tiny_bridge(width=16)
+    objective = PretrainingObjective(seq_seq_weight=0.1, augmentations=("crop", "mask", "reorder"))
+    settings = TrainingSettings(epochs=4, batch_size=16, learning_rate=1e-2, seed=2)
+    table = keras.ops.convert_to_numpy(model.item_text_embeddings)
+    history = pretrain_unisrec(model, rule_examples(), VOCABULARY, dropped_text_embeddings=table, settings=settings, objective=objective)
+    assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]
+    probe = np.array([[0, 0, 0, 4], [0, 0, 4, 5]], dtype=np.int32)
+    scores = model.score_tokens({"items": probe, "domains": VOCABULARY.domain_ids(probe)}, np.arange(4, 7))
+    np.testing.assert_array_equal(scores.numpy().argmax(axis=1), [1, 2])
+
+
+def test_config_refuses_an_unknown_augmentation_by_its_key(tmp_path: Path) -> None:
+    from xdt.config import load_config
+    from xdt.errors import ConfigError
+
+    raw = sequential_config(tmp_path, methods=["unisrec"])
+    raw["sequence"]["unisrec_augmentations"] = ["crop", "shuffle"]
+    with pytest.raises(ConfigError, match=r"sequence\.unisrec_augmentations\[1\].*shuffle"):
+        load_config(write_config(tmp_path, raw))
+
+
+def test_xdt_run_passes_the_configured_augmentations_to_pretraining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xdt.sequential.unisrec as unisrec
+
+    seen = {}
+
+    def record(model, examples, vocabulary, *, dropped_text_embeddings, objective, **rest):  # noqa: ANN001, ANN202
+        seen["objective"] = objective
+        seen["dropped_is_titles"] = np.array_equal(dropped_text_embeddings, keras.ops.convert_to_numpy(model.item_text_embeddings))
+        raise Killed
+
+    monkeypatch.setattr(unisrec, "pretrain_unisrec", record)
+    raw = sequential_config(tmp_path, methods=["unisrec"])
+    raw["sequence"].update(unisrec_augmentations=["crop", "mask", "reorder"], unisrec_crop=0.5, unisrec_mask=0.2, unisrec_reorder=0.4)
+    with pytest.raises(Killed):
+        runner.invoke(app, ["run", str(write_config(tmp_path, raw))], catch_exceptions=False)
+    objective = seen["objective"]
+    assert (objective.augmentations, objective.crop, objective.mask, objective.reorder) == (("crop", "mask", "reorder"), 0.5, 0.2, 0.4)
+    # No word drop among the views: the word-dropped titles are not encoded; the titles stand in.
+    assert seen["dropped_is_titles"]
 
 
 def test_pretraining_refuses_a_dot_product_or_id_model() -> None:

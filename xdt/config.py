@@ -346,6 +346,15 @@ class SequenceConfig:
     unisrec_lambda: float = field(default=1e-3, metadata=at_least(0.0))
     unisrec_drop: float = field(default=0.2, metadata=between(0.0, 1.0))
     unisrec_item_drop_share: float = field(default=0.9, metadata=between(0.0, 1.0))
+    # The augmentations of its sequence–sequence views, one drawn per batch: the official item_drop +
+    # word_drop (item drop in unisrec_item_drop_share of the batches), or CL4SRec's crop / mask / reorder
+    # (equal shares; item drop keeps its share when listed with them), with CL4SRec's η, γ, β.
+    unisrec_augmentations: list[Literal["item_drop", "word_drop", "crop", "mask", "reorder"]] = field(
+        default_factory=lambda: ["item_drop", "word_drop"]
+    )
+    unisrec_crop: float = field(default=0.6, metadata=between(0.0, 1.0))
+    unisrec_mask: float = field(default=0.3, metadata=between(0.0, 1.0))
+    unisrec_reorder: float = field(default=0.6, metadata=between(0.0, 1.0))
 
 
 # --- Feedback loop: `xdt update` (xdt.update) ---

@@ -114,7 +114,9 @@ def run_sequential_experiment(
             )
         reporter.status(f"pretrain {kind} transformer on {len(source_examples):,} {pretrain_on} sequences → {pretrain_run.path}")
         if kind == "unisrec":
-            dropped = item_text_embeddings(config, dataset, vocabulary, word_drop=config.sequence.unisrec_drop)
+            # The word-dropped titles are encoded only when word drop is one of the views' augmentations.
+            word_drop = "word_drop" in config.sequence.unisrec_augmentations
+            dropped = item_text_embeddings(config, dataset, vocabulary, word_drop=config.sequence.unisrec_drop) if word_drop else text_embeddings
             pretrain_unisrec_stage(config, model, source_examples, vocabulary, dropped, run=pretrain_run, reporter=reporter)
         else:
             train(config, model, source_examples, vocabulary, run=pretrain_run, stage=f"pretrain_{kind}",
@@ -402,7 +404,9 @@ def pretrain_unisrec_stage(
     stage, epochs = "pretrain_unisrec", sequence.pretrain_epochs
     settings = TrainingSettings(epochs=epochs, batch_size=sequence.batch_size, learning_rate=sequence.learning_rate, seed=config.seed)
     objective = PretrainingObjective(
-        seq_seq_weight=sequence.unisrec_lambda, drop_rate=sequence.unisrec_drop, item_drop_share=sequence.unisrec_item_drop_share
+        seq_seq_weight=sequence.unisrec_lambda, drop_rate=sequence.unisrec_drop, item_drop_share=sequence.unisrec_item_drop_share,
+        augmentations=tuple(sequence.unisrec_augmentations), crop=sequence.unisrec_crop, mask=sequence.unisrec_mask,
+        reorder=sequence.unisrec_reorder,
     )
 
     pretrain_unisrec(model, examples, vocabulary, dropped_text_embeddings=dropped_text_embeddings, settings=settings,

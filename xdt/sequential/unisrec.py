@@ -9,10 +9,14 @@ temperature τ (the paper's 0.07). Pretraining (on one or several domains' seque
 - sequence–item contrastive: each labelled position's state against the next items of the
   batch (in-batch negatives, several domains when the pretraining sequences mix them);
 - sequence–sequence contrastive: each sequence's last state against the last states of an
-  augmented view of every sequence of the batch. Per batch the view is, with probability
-  `item_drop_share` (0.9), *item drop* (each item kept with probability 1 − rate, the oldest
-  always, the rest re-packed), otherwise *word drop* (each position's text embedding replaced,
-  with probability rate, by the embedding of the title with words dropped).
+  augmented view of every sequence of the batch. Per batch one augmentation of
+  `augmentations` makes the view (`augmentation_weights`): the official pair is *item drop*
+  (each item kept with probability 1 − rate, the oldest always, the rest re-packed) in
+  `item_drop_share` (0.9) of the batches, otherwise *word drop* (each position's text embedding
+  replaced, with probability rate, by the embedding of the title with words dropped). CL4SRec's
+  three (Xie et al., ICDE 2022) are the alternative: *crop* (a random contiguous ⌊η·n⌋ of the
+  n items), *mask* (⌊γ·n⌋ random items replaced by the mask: a zero text embedding, which the
+  adaptor maps to one learned vector) and *reorder* (a random contiguous ⌊β·n⌋ shuffled).
 
 Pairs whose next items are the same item are removed from both denominators (the official code
 sets their logit to 0, i.e. keeps them with weight e⁰; removing them is the intent of its
@@ -43,25 +47,53 @@ TEMPERATURE = 0.07
 SEQ_SEQ_WEIGHT = 1e-3
 ITEM_DROP = 0.2
 ITEM_DROP_SHARE = 0.9
+# CL4SRec's crop η, mask γ and reorder β (the values its common implementations default to).
+CROP = 0.6
+MASK = 0.3
+REORDER = 0.6
+AUGMENTATIONS = ("item_drop", "word_drop", "crop", "mask", "reorder")
+OFFICIAL_AUGMENTATIONS = ("item_drop", "word_drop")
 # Fine-tuning leaves these groups as pretrained (the official fix_enc: position embedding and transformer encoder).
 FROZEN_IN_FINETUNING = ("blocks", "positions")
 
 
 @dataclass(frozen=True)
 class PretrainingObjective:
-    """UniSRec's pretraining knobs: λ of the sequence–sequence term, the drop rate, the share of item-drop batches."""
+    """UniSRec's pretraining knobs: λ of the sequence–sequence term, the views' augmentations and their rates.
+
+    `item_drop_share` is item drop's share of the batches when other augmentations are listed too.
+    """
 
     seq_seq_weight: float = SEQ_SEQ_WEIGHT
     drop_rate: float = ITEM_DROP
     item_drop_share: float = ITEM_DROP_SHARE
+    augmentations: tuple[str, ...] = OFFICIAL_AUGMENTATIONS
+    crop: float = CROP
+    mask: float = MASK
+    reorder: float = REORDER
 
     def __post_init__(self) -> None:
         if self.seq_seq_weight < 0:
             raise ValueError(f"Expected seq_seq_weight >= 0. Received: seq_seq_weight={self.seq_seq_weight}")
-        for name in ("drop_rate", "item_drop_share"):
+        for name in ("drop_rate", "item_drop_share", "crop", "mask", "reorder"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Expected {name} in [0, 1]. Received: {name}={value}")
+        unknown = [name for name in self.augmentations if name not in AUGMENTATIONS]
+        if not self.augmentations or unknown or len(set(self.augmentations)) != len(self.augmentations):
+            raise ValueError(f"Expected distinct augmentations among {', '.join(AUGMENTATIONS)}. Received: augmentations={list(self.augmentations)}")
+
+    def augmentation_weights(self) -> dict[str, float]:
+        """Each listed augmentation's probability per batch: item drop `item_drop_share` (1 when alone), the others equal shares of the rest.
+
+        Example: (item_drop, word_drop) → 0.9 / 0.1 (the official code); (crop, mask, reorder) → ⅓ each (CL4SRec).
+        """
+        others = [name for name in self.augmentations if name != "item_drop"]
+        if "item_drop" not in self.augmentations:
+            return {name: 1.0 / len(others) for name in others}
+        if not others:
+            return {"item_drop": 1.0}
+        return {"item_drop": self.item_drop_share, **{name: (1.0 - self.item_drop_share) / len(others) for name in others}}
 
 
 def word_dropped_texts(texts: Sequence[str], rate: float, seed: int) -> list[str]:
@@ -97,6 +129,51 @@ def item_drop(items: np.ndarray, rate: float, rng: np.random.Generator) -> np.nd
     # A stable sort moving dropped/padding cells first left-pads the kept items in their order.
     order = np.argsort(keep, axis=1, kind="stable")
     return np.where(np.take_along_axis(keep, order, axis=1), np.take_along_axis(items, order, axis=1), PAD).astype(items.dtype)
+
+
+def _counts(real: np.ndarray, share: float) -> np.ndarray:
+    """⌊share · n⌋ of each row's n real items."""
+    return np.floor(share * real.sum(axis=1)).astype(np.int64)
+
+
+def crop(items: np.ndarray, eta: float, rng: np.random.Generator) -> np.ndarray:
+    """Left-padded `(batch, length)` windows cut to a random contiguous ⌊η·n⌋ of their n items (at least one), left-padded again.
+
+    Example: [0, 3, 9, 4, 7] (n = 4) at η 0.5, start 1 → [0, 0, 0, 9, 4].
+    """
+    real = items != PAD
+    lengths = real.sum(axis=1)
+    keep = np.maximum(_counts(real, eta), np.minimum(lengths, 1))
+    starts = np.floor(rng.random(len(items)) * (lengths - keep + 1)).astype(np.int64)
+    first = items.shape[1] - lengths  # the index of the oldest item of each left-padded row
+    columns = np.arange(items.shape[1])[None, :]
+    inside = (columns >= (first + starts)[:, None]) & (columns < (first + starts + keep)[:, None])
+    order = np.argsort(inside, axis=1, kind="stable")
+    return np.where(np.take_along_axis(inside, order, axis=1), np.take_along_axis(items, order, axis=1), PAD).astype(items.dtype)
+
+
+def mask_positions(items: np.ndarray, gamma: float, rng: np.random.Generator) -> np.ndarray:
+    """`(batch, length)` booleans: ⌊γ·n⌋ of each row's n real items, drawn without replacement.
+
+    Example: a row of 4 items at γ 0.3 → one position masked.
+    """
+    real = items != PAD
+    keys = np.where(real, rng.random(items.shape), np.inf)
+    ranks = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    return real & (ranks < _counts(real, gamma)[:, None])
+
+
+def reorder(items: np.ndarray, beta: float, rng: np.random.Generator) -> np.ndarray:
+    """Left-padded `(batch, length)` windows with a random contiguous ⌊β·n⌋ of their n items shuffled in place."""
+    real = items != PAD
+    lengths = real.sum(axis=1)
+    spans = _counts(real, beta)
+    starts = np.floor(rng.random(len(items)) * (lengths - spans + 1)).astype(np.int64)
+    shuffled = items.copy()
+    for row in np.flatnonzero(spans > 1):
+        begin = items.shape[1] - lengths[row] + starts[row]
+        shuffled[row, begin : begin + spans[row]] = rng.permutation(items[row, begin : begin + spans[row]])
+    return shuffled
 
 
 def word_drop_view(items: np.ndarray, texts: np.ndarray, dropped_texts: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
@@ -164,16 +241,28 @@ def augmented_view(
     objective: PretrainingObjective,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """One batch's augmented view: item drop with probability `item_drop_share`, else word drop.
+    """One batch's augmented view by one augmentation drawn with `objective.augmentation_weights()`.
 
-    Both branches return the same keys, so the compiled step traces once.
+    The draw walks the weights in the order of `objective.augmentations` with one uniform number.
+    Every augmentation returns the same keys, so the compiled step traces once.
     """
-    if rng.random() < objective.item_drop_share:
+    weights = objective.augmentation_weights()
+    names = list(objective.augmentations)
+    bounds = np.cumsum([weights[name] for name in names])
+    name = names[min(int(np.searchsorted(bounds, rng.random(), side="right")), len(names) - 1)]
+    view_items = items
+    if name == "item_drop":
         view_items = item_drop(items, objective.drop_rate, rng)
-        view_texts = texts[view_items]
-    else:
-        view_items = items
+    elif name == "crop":
+        view_items = crop(items, objective.crop, rng)
+    elif name == "reorder":
+        view_items = reorder(items, objective.reorder, rng)
+    if name == "word_drop":
         view_texts = word_drop_view(items, texts, dropped_texts, objective.drop_rate, rng)
+    elif name == "mask":
+        view_texts = np.where(mask_positions(items, objective.mask, rng)[..., None], 0.0, texts[items])
+    else:
+        view_texts = texts[view_items]
     return {"items": view_items, "domains": vocabulary.domain_ids(view_items), "item_texts": view_texts.astype(np.float32)}
 
 
