@@ -126,7 +126,14 @@ def item_drop(items: np.ndarray, rate: float, rng: np.random.Generator) -> np.nd
     oldest = np.argmax(real, axis=1)
     has_items = real.any(axis=1)
     keep[np.flatnonzero(has_items), oldest[has_items]] = True
-    # A stable sort moving dropped/padding cells first left-pads the kept items in their order.
+    return repack(items, keep)
+
+
+def repack(items: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The `keep` cells of left-padded `(batch, length)` windows, in their order, left-padded again.
+
+    A stable sort moving the other cells first does it. Example: [0, 3, 9, 4] keeping 3 and 4 → [0, 0, 3, 4].
+    """
     order = np.argsort(keep, axis=1, kind="stable")
     return np.where(np.take_along_axis(keep, order, axis=1), np.take_along_axis(items, order, axis=1), PAD).astype(items.dtype)
 
@@ -147,9 +154,7 @@ def crop(items: np.ndarray, eta: float, rng: np.random.Generator) -> np.ndarray:
     starts = np.floor(rng.random(len(items)) * (lengths - keep + 1)).astype(np.int64)
     first = items.shape[1] - lengths  # the index of the oldest item of each left-padded row
     columns = np.arange(items.shape[1])[None, :]
-    inside = (columns >= (first + starts)[:, None]) & (columns < (first + starts + keep)[:, None])
-    order = np.argsort(inside, axis=1, kind="stable")
-    return np.where(np.take_along_axis(inside, order, axis=1), np.take_along_axis(items, order, axis=1), PAD).astype(items.dtype)
+    return repack(items, (columns >= (first + starts)[:, None]) & (columns < (first + starts + keep)[:, None]))
 
 
 def mask_positions(items: np.ndarray, gamma: float, rng: np.random.Generator) -> np.ndarray:
