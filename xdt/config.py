@@ -363,7 +363,8 @@ class UpdateConfig:
     """How `xdt update` trains a run on feedback: warm-started, a few epochs, old rows replayed."""
 
     epochs: int = field(default=3, metadata=at_least(1))
-    # Old target training rows replayed per feedback row (a seeded draw), so that the update does not forget.
+    # Old target training rows replayed per feedback row (a seeded draw), so that the update does not forget;
+    # task: sequential replays other users' windows per feedback user's window.
     replay_ratio: float = field(default=1.0, metadata=at_least(0.0))
     # The replay protocol (xdt.replay, bench/replay_quality.py) on a dataset.protocol: temporal dataset:
     # the target test rows (after the test cut-off T0) cut into this many windows of equal row count.

@@ -41,6 +41,17 @@ REPLAY_MARKDOWN = "replay.md"
 REPLAY_PLOT = "replay.png"
 
 
+def check_replayable(start: RunDirectory, config: Any) -> None:
+    """The start run must be updatable (xdt.update.check_parent) and of a task the replay measures (its scoring and retrain arm are MF's)."""
+    from xdt.tasks import TASK_NAMES, get_task
+    from xdt.update import check_parent
+
+    check_parent(start, config)
+    if not get_task(config.task).replayable:
+        replayable = ", ".join(f"task: {name}" for name in TASK_NAMES if get_task(name).replayable)
+        raise XdtError(f"xdt replay measures runs of {replayable}; {start.path} is a run of task: {config.task} (xdt update updates it)")
+
+
 def window_of(timestamps: np.ndarray, windows: int) -> np.ndarray:
     """Window 1..windows of each timestamp: cut at the j/windows quantiles, a row at a cut in the earlier window."""
     if windows < 1:
@@ -137,10 +148,10 @@ def run_replay(
     `windows_count` overrides the run's update.feedback_windows.
     """
     from xdt.session import load_model, load_run_config, open_dataset
-    from xdt.update import check_parent, update_run
+    from xdt.update import update_run
 
     config = load_run_config(start)
-    check_parent(start, config)
+    check_replayable(start, config)
     dataset = open_dataset(config)
     windows = feedback_windows(dataset, windows_count or config.update.feedback_windows)
     k = int(config.evaluate.validation_metric.split("@")[1])
@@ -216,10 +227,8 @@ def replay_run(start: RunDirectory, *, windows_count: int | None = None, reporte
     from xdt.plots import plot_metric_per_window
     from xdt.runs import STATUS_COMPLETE, create_run
     from xdt.session import load_run_config, open_dataset
-    from xdt.update import check_parent
-
     config = load_run_config(start)
-    check_parent(start, config)
+    check_replayable(start, config)
     feedback_windows(open_dataset(config), windows_count or config.update.feedback_windows)  # refuses before a run exists
     metric = f"ndcg@{config.evaluate.validation_metric.split('@')[1]}"
     run = create_run(

@@ -1,4 +1,8 @@
-"""`xdt update`: a new run warm-started from a ranking run's MF model, trained on feedback rows.
+"""`xdt update`: a new run warm-started from a trained run's model, trained on feedback rows.
+
+What every task shares lives here (reading and cleaning the feedback, growing the id maps,
+publishing the grown data, the run); the model's part is the task's `Updater` (`Task.updater`):
+the MF family's below, the sequence transformers' in xdt.sequential.update.
 
 The feedback file is read by the existing readers and cleaned like a target domain (missing
 values, rating range, duplicates, rating threshold; no k-core, which would drop a new user's
@@ -12,7 +16,7 @@ The grown data (old rows as they were, feedback rows as target training rows) is
 the new run, `RUN/data/<dataset>/`, and the run's resolved config points there, so `xdt
 recommend`, `xdt export` and `xdt evaluate` serve and score the updated run like any other.
 
-Training goes through `xdt.train.fit_pairwise` (stage `update`, `update.epochs` epochs, no early
+MF training goes through `xdt.train.fit_pairwise` (stage `update`, `update.epochs` epochs, no early
 stopping): the feedback rows plus `update.replay_ratio` replayed old target training rows per
 feedback row (a seeded draw), so that the model does not forget. The optimiser starts from the
 parent's last checkpoint (Adam moments, step count), padded with zero rows for the new ids; the
@@ -282,15 +286,16 @@ def update_run(
 ) -> RunDirectory:
     """Create (or, with `resume`, continue) the updated run of `parent` trained on `feedback_path`.
 
-    `settings` override the parent's `update` section (epochs, replay_ratio) for this run.
+    `settings` override the parent's `update` section (epochs, replay_ratio) for this run. The
+    parent's task grows, warm-starts and trains the model (`Task.updater`); the rest is shared.
     """
-    from xdt.runtime import select_strategy
-    from xdt.session import load_model, load_run_config, open_dataset, save_model
-    from xdt.train import fit_pairwise, seed_everything
+    from xdt.session import load_run_config, open_dataset
+    from xdt.tasks import get_task
 
     config = load_run_config(parent)
     check_parent(parent, config)
-    strategy = select_strategy(config.runtime.strategy, tpu=config.runtime.tpu)
+    updater = get_task(config.task).updater
+    strategy = updater.strategy(config)
     if resume is None:
         if feedback_path is None:
             raise XdtError("update needs --feedback FILE (or --resume UPDATE_RUN)")
@@ -302,16 +307,8 @@ def update_run(
     config = load_run_config(run)
     grown = open_dataset(config)
     rows = pd.read_parquet(run.path / FEEDBACK_ROWS)
-    seed_everything(config.seed)
-    with strategy.scope():
-        model = grow_model(load_model(parent), grown.n_users, grown.n_items(TARGET))  # weights: from the checkpoint
-    view = replay_mix(grown, rows, config.update.replay_ratio, config.seed)
-    fit_pairwise(
-        model, dataset=view, domain=TARGET, training=replace(config.transfer, epochs=config.update.epochs), seed=config.seed,
-        stage=STAGE, run=run, strategy=strategy, validate=None, on_epoch=reporter.epoch,
-    )  # fmt: skip
-    save_model(run, model)
-    run.update_info(status=STATUS_COMPLETE, uses_source=parent.info().get("uses_source"), replayed_rows=len(view.interactions) - len(rows))
+    facts = updater.train(parent, run, config, grown, rows, strategy, reporter)
+    run.update_info(status=STATUS_COMPLETE, uses_source=parent.info().get("uses_source"), **facts)
     return run
 
 
@@ -325,8 +322,8 @@ def start_update(
     reporter: Reporter,
 ) -> RunDirectory:
     """Read and fold in the feedback, create the run with its grown data, and write the warm-start checkpoint (epoch 0)."""
-    from xdt.session import load_model, open_dataset, record_environment
-    from xdt.train import compile_model, save_checkpoint, seed_everything
+    from xdt.session import open_dataset, record_environment
+    from xdt.tasks import get_task
 
     feedback = read_feedback(config, feedback_path, reader, options)
     grown, rows, counts = grow(open_dataset(config), feedback)
@@ -342,6 +339,28 @@ def start_update(
     grown = publish_grown(grown, Path(config.runtime.data_dir) / config.dataset.name, facts)
     rows.to_parquet(run.path / FEEDBACK_ROWS, index=False)
     record_environment(run, config, grown, strategy)
+    with run.guard("writing the warm-start checkpoint"):
+        warm = get_task(config.task).updater.warm_start(parent, run, config, grown, strategy)
+    run.update_info(feedback=facts, warm_start=warm)
+    reporter.status(
+        f"update of {parent.path.name}: {counts['rows_added']:,} feedback rows, {counts['new_users']:,} new users, "
+        f"{counts['new_items']:,} new items → {run.path}"
+    )
+    return run
+
+
+def mf_strategy(config: ExperimentConfig) -> Any:
+    """The configured strategy (`runtime.strategy`): the MF update trains like transfer does."""
+    from xdt.runtime import select_strategy
+
+    return select_strategy(config.runtime.strategy, tpu=config.runtime.tpu)
+
+
+def mf_warm_start(parent: RunDirectory, run: RunDirectory, config: ExperimentConfig, grown: PreparedDataset, strategy: Any) -> dict[str, Any]:
+    """The parent's MatrixFactorization grown to the new ids, with its optimiser state, as the update's epoch-0 checkpoint."""
+    from xdt.session import load_model
+    from xdt.train import compile_model, save_checkpoint, seed_everything
+
     seed_everything(config.seed)
     with strategy.scope():
         model = grow_model(load_model(parent), grown.n_users, grown.n_items(TARGET))
@@ -349,12 +368,25 @@ def start_update(
         model.optimizer.build(model.trainable_variables)
         saved, origin = parent_optimizer_state(parent)
         warm = warm_optimizer(model, saved)
-    with run.guard("writing the warm-start checkpoint"):
-        save_checkpoint(model, run.checkpoints / f"{STAGE}-epoch-0")
-        write_json_atomic(run.checkpoints / f"{STAGE}-state.json", {"epoch": 0, "checkpoint": f"{STAGE}-epoch-0"})
-    run.update_info(feedback=facts, warm_start={"weights": f"{parent.path.name}/model.keras", "optimizer": warm, "optimizer_from": origin})
-    reporter.status(
-        f"update of {parent.path.name}: {counts['rows_added']:,} feedback rows, {counts['new_users']:,} new users, "
-        f"{counts['new_items']:,} new items → {run.path}"
-    )
-    return run
+    save_checkpoint(model, run.checkpoints / f"{STAGE}-epoch-0")
+    write_json_atomic(run.checkpoints / f"{STAGE}-state.json", {"epoch": 0, "checkpoint": f"{STAGE}-epoch-0"})
+    return {"weights": f"{parent.path.name}/model.keras", "optimizer": warm, "optimizer_from": origin}
+
+
+def mf_train(
+    parent: RunDirectory, run: RunDirectory, config: ExperimentConfig, grown: PreparedDataset, rows: pd.DataFrame, strategy: Any, reporter: Reporter
+) -> dict[str, Any]:
+    """`update.epochs` epochs of `fit_pairwise` on the feedback rows and the replayed old rows, from the run's last checkpoint."""
+    from xdt.session import load_model, save_model
+    from xdt.train import fit_pairwise, seed_everything
+
+    seed_everything(config.seed)
+    with strategy.scope():
+        model = grow_model(load_model(parent), grown.n_users, grown.n_items(TARGET))  # weights: from the checkpoint
+    view = replay_mix(grown, rows, config.update.replay_ratio, config.seed)
+    fit_pairwise(
+        model, dataset=view, domain=TARGET, training=replace(config.transfer, epochs=config.update.epochs), seed=config.seed,
+        stage=STAGE, run=run, strategy=strategy, validate=None, on_epoch=reporter.epoch,
+    )  # fmt: skip
+    save_model(run, model)
+    return {"replayed_rows": len(view.interactions) - len(rows)}

@@ -15,7 +15,7 @@ from xdt.errors import XdtError
 
 
 def update(
-    run: Annotated[Path | None, typer.Argument(help="The ranking run to update (omit with --resume).")] = None,
+    run: Annotated[Path | None, typer.Argument(help="The run to update (omit with --resume).")] = None,
     feedback: Annotated[Path | None, typer.Option("--feedback", help="New interactions: CSV, Parquet, JSON lines or a RecBole .inter file.")] = None,
     reader: Annotated[str | None, typer.Option("--reader", help="Reader of the feedback file (default: from its suffix).")] = None,
     options: Annotated[

@@ -221,18 +221,25 @@ def item_text_embeddings(
 
     `word_drop` > 0: of the titles with that share of their words dropped (seeded by `seed`; UniSRec's word-drop view).
     """
-    from xdt.sequential.text_bridge import encode_texts, item_texts
+    from xdt.sequential.text_bridge import item_texts
     from xdt.sequential.unisrec import word_dropped_texts
 
     texts = item_texts(vocabulary, dataset.items(SOURCE), dataset.items(TARGET))
     if word_drop:
         texts = word_dropped_texts(texts, word_drop, config.seed)
+    return encode_item_texts(config, texts, cache_dir=dataset.path / "text_cache")
+
+
+def encode_item_texts(config: ExperimentConfig, texts: list[str], *, cache_dir: Path) -> np.ndarray:
+    """Sentence embeddings of item texts with the encoder of `sequence:` (its folder, pooling, normalisation), cached; "" → zeros."""
+    from xdt.sequential.text_bridge import encode_texts
+
     encoder_dir = Path(config.sequence.text_encoder_dir) if config.sequence.text_encoder_dir else None
     if encoder_dir is not None and not (encoder_dir / "config.json").is_file():
         raise DataError(f"sequence.text_encoder_dir: {encoder_dir} is not a Hugging Face model folder (no config.json)")
     settings = config.sequence
     return encode_texts(
-        texts, cache_dir=dataset.path / "text_cache", encoder_dir=encoder_dir, pooling=settings.text_pooling, normalize=settings.text_normalize
+        texts, cache_dir=cache_dir, encoder_dir=encoder_dir, pooling=settings.text_pooling, normalize=settings.text_normalize
     ).embeddings
 
 

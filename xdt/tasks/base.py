@@ -34,6 +34,8 @@ class Task:
     - `example_recommendations`: `xdt run` ends with a few users' recommendations.
     - `explainable`: `xdt explain` and `recommend --explain` attribute its scores to history items (xdt.explain).
     - `updatable_methods`: the methods whose runs `xdt update` warm-starts on feedback (xdt.update).
+    - `updater`: how those runs' models grow, warm-start and train on feedback (None when none is updatable).
+    - `replayable`: `xdt replay` (xdt.replay) measures its updatable runs: it scores windows and retrains MF.
     """
 
     name: str
@@ -49,6 +51,26 @@ class Task:
     example_recommendations: bool
     explainable: bool
     updatable_methods: tuple[str, ...] = ()
+    updater: Updater | None = None
+    replayable: bool = False
+
+
+@dataclass(frozen=True)
+class Updater:
+    """A task's part of `xdt update` (xdt.update does the task-agnostic rest: feedback, id maps, the run).
+
+    - `strategy(config)`: the tf.distribute strategy the update runs under.
+    - `warm_start(parent, run, config, grown, strategy)`: grow the parent's model to the grown
+      data's ids and write the warm start as the update stage's epoch-0 checkpoint in `run`;
+      returns what was done (recorded as run.json's `warm_start`).
+    - `train(parent, run, config, grown, feedback_rows, strategy, reporter)`: train from the last
+      checkpoint of `run` (the warm start, or a later epoch when resumed) and save `model.keras`;
+      returns facts for run.json (what was replayed).
+    """
+
+    strategy: Callable[[ExperimentConfig], Any]
+    warm_start: Callable[..., dict[str, Any]]
+    train: Callable[..., dict[str, Any]]
 
 
 def no_reporter() -> Reporter:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from xdt.errors import ConfigError
-from xdt.tasks.base import Task, no_reporter
+from xdt.tasks.base import Task, Updater, no_reporter
 
 if TYPE_CHECKING:
     from xdt.config import ExperimentConfig
@@ -92,6 +92,13 @@ def scorer(run: RunDirectory, config: ExperimentConfig, dataset: PreparedDataset
     return load_model(run).score_all
 
 
+def _update() -> Any:
+    """xdt.update, imported lazily (it imports pandas and the data layer)."""
+    import xdt.update
+
+    return xdt.update
+
+
 def results_tables(results: dict[str, Any]) -> list[Any]:
     """The full-ranking table, and the sampled one where the run has sampled metrics."""
     from xdt.tables import results_table, sampled_table
@@ -136,4 +143,10 @@ TASK = Task(
     example_recommendations=True,
     explainable=True,
     updatable_methods=("target_mf", "finetune", "cmf"),  # the methods whose model is a MatrixFactorization
+    updater=Updater(
+        strategy=lambda config: _update().mf_strategy(config),
+        warm_start=lambda *arguments: _update().mf_warm_start(*arguments),
+        train=lambda *arguments: _update().mf_train(*arguments),
+    ),
+    replayable=True,
 )

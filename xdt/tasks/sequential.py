@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from xdt.tasks import ranking
-from xdt.tasks.base import Task, no_reporter
+from xdt.tasks.base import Task, Updater, no_reporter
 
 if TYPE_CHECKING:
     from xdt.config import ExperimentConfig
@@ -43,6 +43,13 @@ def scorer(run: RunDirectory, config: ExperimentConfig, dataset: PreparedDataset
     return next_item_scorer(run, config, dataset)
 
 
+def _update() -> Any:
+    """xdt.sequential.update, imported lazily."""
+    import xdt.sequential.update
+
+    return xdt.sequential.update
+
+
 # Sequential results have the ranking layout (methods × cohorts × metrics@k), so they print alike.
 TASK = Task(
     name="sequential",
@@ -57,4 +64,11 @@ TASK = Task(
     outcome_tables=ranking.outcome_tables,
     example_recommendations=True,
     explainable=False,
+    # The transformers (c2dsr's item graphs come from the training sequences: growing it is a retrain).
+    updatable_methods=("seq_target_only", "seq_finetune", "text_bridge", "unisrec", "unisrec_ids"),
+    updater=Updater(
+        strategy=lambda config: _update().sequence_strategy(config),
+        warm_start=lambda *arguments: _update().sequence_warm_start(*arguments),
+        train=lambda *arguments: _update().sequence_train(*arguments),
+    ),
 )
