@@ -106,15 +106,23 @@ def test_warm_optimizer_state_pads_new_rows_with_zeros(tmp_path: Path) -> None:
     assert warm_optimizer_state(optimizer, tmp_path).startswith(f"fresh (the parent's optimiser has {len(arrays) - 1} variables")
 
 
-def next_item_rank(run: RunDirectory, history: list[str], item: str) -> int:
+def rank_after(model: SequenceTransformer, dataset: object, history: list[str], item: str) -> int:
     """Rank (0 = best) of target item `item` after the raw target-item history, among all target items."""
-    model = load_sequence_model(run)
-    dataset = open_dataset(load_run_config(run))
     _, vocabulary = sequence_view(dataset)
     raw = dataset.items("target")["raw_item"].astype(str).tolist()
     window = left_pad(vocabulary.tokens("target", np.array([raw.index(name) for name in history])), model.max_length)[None]
-    scores = keras.ops.convert_to_numpy(model.score_tokens({"items": window, "domains": vocabulary.domain_ids(window)}, np.arange(*vocabulary.token_range("target"))))[0]
+    inputs = {"items": window, "domains": vocabulary.domain_ids(window)}
+    scores = keras.ops.convert_to_numpy(model.score_tokens(inputs, np.arange(*vocabulary.token_range("target"))))[0]
     return int(np.argsort(np.argsort(-scores))[raw.index(item)])
+
+
+def warm_start_model(parent: RunDirectory, updated: RunDirectory) -> SequenceTransformer:
+    """The parent grown as the update grew it, before any update step."""
+    model = load_sequence_model(parent)
+    _, vocabulary = sequence_view(open_dataset(load_run_config(updated)))
+    new_texts = keras.ops.convert_to_numpy(load_sequence_model(updated).item_text_embeddings)[model.vocabulary_size :]
+    grown, _ = grow_sequence_model(model, model.vocabulary_size - 1 - vocabulary.n_source, new_texts, vocabulary.size - model.vocabulary_size)
+    return grown
 
 
 def test_update_of_a_text_bridge_grows_it_by_the_new_titled_item_and_learns_the_feedback(parents: dict, tmp_path: Path) -> None:
@@ -136,24 +144,12 @@ def test_update_of_a_text_bridge_grows_it_by_the_new_titled_item_and_learns_the_
     hashed = encode_texts([NEW_TITLE], cache_dir=tmp_path / "cache").embeddings
     np.testing.assert_allclose(new_table[-1], hashed[0], rtol=1e-6)
     # The feedback's transition (k_new → k3) moved up; the served run knows the new user and item.
-    assert next_item_rank(updated, ["k_new"], "k3") < next_item_rank_at_warm_start(parent, updated, ["k_new"], "k3")
+    dataset = open_dataset(load_run_config(updated))
+    assert rank_after(new, dataset, ["k_new"], "k3") < rank_after(warm_start_model(parent, updated), dataset, ["k_new"], "k3")
     served = runner.invoke(app, ["recommend", str(updated.path), "--user", "u10", "--k", "3"])
     assert served.exit_code == 0, served.output
     evaluated = runner.invoke(app, ["evaluate", str(updated.path)])
     assert evaluated.exit_code == 0, evaluated.output
-
-
-def next_item_rank_at_warm_start(parent: RunDirectory, updated: RunDirectory, history: list[str], item: str) -> int:
-    """`next_item_rank` under the parent grown as the update grew it, before any update step."""
-    model = load_sequence_model(parent)
-    dataset = open_dataset(load_run_config(updated))
-    _, vocabulary = sequence_view(dataset)
-    new_texts = keras.ops.convert_to_numpy(load_sequence_model(updated).item_text_embeddings)[model.vocabulary_size :]
-    grown, _ = grow_sequence_model(model, model.vocabulary_size - 1 - vocabulary.n_source, new_texts, vocabulary.size - model.vocabulary_size)
-    raw = dataset.items("target")["raw_item"].astype(str).tolist()
-    window = left_pad(vocabulary.tokens("target", np.array([raw.index(name) for name in history])), grown.max_length)[None]
-    scores = keras.ops.convert_to_numpy(grown.score_tokens({"items": window, "domains": vocabulary.domain_ids(window)}, np.arange(*vocabulary.token_range("target"))))[0]
-    return int(np.argsort(np.argsort(-scores))[raw.index(item)])
 
 
 class StopAfterFirstEpoch(SilentReporter):
