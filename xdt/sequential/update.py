@@ -56,16 +56,27 @@ def sequence_strategy(config: ExperimentConfig) -> Any:
     return select_strategy("default")
 
 
+def resized(model: SequenceTransformer, vocabulary_size: int) -> SequenceTransformer:
+    """A built, freshly initialised transformer shaped like `model` with `vocabulary_size` tokens."""
+    from xdt.sequential.transformer import SequenceTransformer
+
+    grown = SequenceTransformer.from_config({**model.get_config(), "vocabulary_size": vocabulary_size})
+    grown.build()
+    return grown
+
+
 def grow_sequence_model(model: SequenceTransformer, n_target_old: int, new_texts: np.ndarray | None, new_tokens: int) -> tuple[SequenceTransformer, dict[str, str]]:
     """A copy of `model` with `new_tokens` more target tokens at the end; how the new rows started.
 
     `new_texts` `(new_tokens, text_dim)`: their title embeddings, a zero row where an item has no
     title (such rows take the mean of the old target rows); None for an id transformer.
     """
-    from xdt.sequential.transformer import SequenceTransformer
-
-    grown = SequenceTransformer.from_config({**model.get_config(), "vocabulary_size": model.vocabulary_size + new_tokens})
-    grown.build()
+    grown = resized(model, model.vocabulary_size + new_tokens)
+    tables = {}
+    if model.item_embedding is not None:
+        tables[id(model.item_embedding.embeddings)] = "item_embedding"
+    if model.text_dim is not None:
+        tables[id(model.item_text_embeddings)] = "item_text_embeddings"
     target_rows = slice(model.vocabulary_size - n_target_old, model.vocabulary_size)
     started: dict[str, str] = {}
     for old, new in zip(model.weights, grown.weights):
@@ -73,8 +84,8 @@ def grow_sequence_model(model: SequenceTransformer, n_target_old: int, new_texts
         if tuple(old.shape) == tuple(new.shape):
             new.assign(values)
             continue
-        name = old.path.split("/")[-2] if "item_embedding" in old.path else old.path.split("/")[-1]
-        if name not in VOCABULARY_TABLES or tuple(new.shape) != (values.shape[0] + new_tokens, *values.shape[1:]):
+        name = tables.get(id(old))
+        if name is None or tuple(new.shape) != (values.shape[0] + new_tokens, *values.shape[1:]):
             raise XdtError(f"Cannot grow {old.path} from {tuple(old.shape)} to {tuple(new.shape)}: only item tables grow")
         mean = values[target_rows].mean(axis=0, keepdims=True) if n_target_old else np.zeros((1, *values.shape[1:]), values.dtype)
         if name == "item_text_embeddings":
@@ -127,8 +138,8 @@ def warm_optimizer_state(optimizer: Any, folder: Any) -> str:
         if array.shape != shape and (array.ndim == 0 or array.shape[1:] != shape[1:] or array.shape[0] > shape[0]):
             return f"fresh (the parent's optimiser variable of shape {array.shape} does not fit {shape})"
     for array, variable in zip(arrays, variables):
-        padding = np.zeros((variable.shape[0] - array.shape[0], *array.shape[1:]), array.dtype) if array.ndim else None
-        variable.assign(array if padding is None or not len(padding) else np.concatenate([array, padding]))
+        rows = variable.shape[0] - array.shape[0] if array.ndim else 0
+        variable.assign(np.concatenate([array, np.zeros((rows, *array.shape[1:]), array.dtype)]) if rows else array)
     return "parent"
 
 
@@ -156,12 +167,11 @@ def sequence_warm_start(parent: RunDirectory, run: RunDirectory, config: Experim
     folder, origin = parent_checkpoint(parent)
     warm = warm_optimizer_state(optimizer, folder)
     save_training(grown_model, optimizer, TrainingHistory(), None, run.checkpoints / STAGE)
-    return {"weights": f"{parent.path.name}/model.keras", "optimizer": warm, "optimizer_from": origin if warm == "parent" else None,
-            "new_tokens": new_tokens, "new_rows": started}  # fmt: skip
+    return {"weights": f"{parent.path.name}/model.keras", "optimizer": warm, "optimizer_from": origin, "new_tokens": new_tokens, "new_rows": started}
 
 
 def update_examples(
-    config: ExperimentConfig, grown: PreparedDataset, rows: pd.DataFrame, method: str, seed: int
+    config: ExperimentConfig, grown: PreparedDataset, rows: pd.DataFrame, method: str
 ) -> tuple[TrainingExamples, ItemVocabulary, dict[str, int]]:
     """The feedback users' windows plus round(replay_ratio × their count) replayed windows of other users; counts."""
     from xdt.sequential.data import TrainingExamples, keep_sequences, training_examples, user_sequences
@@ -176,7 +186,7 @@ def update_examples(
         raise XdtError("The feedback gives no user a target next item to learn (each feedback user needs at least two items)")
     old = training_examples(keep_sequences(sequences, ~fed), vocabulary, max_length=max_length, label_domains=(TARGET,))
     count = min(len(old), int(round(config.update.replay_ratio * len(feedback))))
-    drawn = np.sort(np.random.default_rng([seed, 20]).choice(len(old), size=count, replace=False))
+    drawn = np.sort(np.random.default_rng([config.seed, 20]).choice(len(old), size=count, replace=False))
     examples = TrainingExamples(
         items=np.concatenate([feedback.items, old.items[drawn]]),
         domains=np.concatenate([feedback.domains, old.domains[drawn]]),
@@ -191,15 +201,12 @@ def sequence_train(
     """`update.epochs` epochs of next-item fine-tuning on the feedback and replayed windows, from the run's last checkpoint."""
     from xdt.sequential.experiment import PRETRAINED, epoch_logger, load_sequence_model
     from xdt.sequential.training import TrainingSettings, seed_everything, train_next_item
-    from xdt.sequential.transformer import SequenceTransformer
     from xdt.session import save_model
 
     method = parent.info()["method"]
     seed_everything(config.seed)
-    examples, vocabulary, counts = update_examples(config, grown, rows, method, config.seed)
-    parent_model = load_sequence_model(parent)
-    model = SequenceTransformer.from_config({**parent_model.get_config(), "vocabulary_size": vocabulary.size})  # weights: the checkpoint
-    model.build()
+    examples, vocabulary, counts = update_examples(config, grown, rows, method)
+    model = resized(load_sequence_model(parent), vocabulary.size)  # weights: the run's last checkpoint
     sequence, epochs = config.sequence, config.update.epochs
     frozen = PRETRAINED.get(method) == "unisrec"
     settings = TrainingSettings(
